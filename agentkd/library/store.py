@@ -1,0 +1,398 @@
+"""The strategy library on Chroma: the only module that imports chromadb.
+
+Each entry is one Chroma record: the id is the strategy id, the document is ``Strategy.embedding_text()``,
+the vector comes from our offline embedder, and the metadata holds the whole ``Strategy`` as JSON
+(``json``) plus flat copies for Chroma ``where`` filters: ``status``, ``kind``, ``tasks`` (``|a|b|``) and
+one ``task:<name> = True`` flag per task.
+
+Importing this module registers :class:`AgentKDEmbeddingFunction` with Chroma, so a process that has
+imported ``agentkd.library`` can reopen a collection with plain ``client.get_collection(name)`` and query
+it by text: Chroma rebuilds the function from the config it persisted with the collection.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import chromadb
+import numpy as np
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
+from chromadb.errors import NotFoundError
+from chromadb.utils.embedding_functions import register_embedding_function
+
+from agentkd.config import get_settings
+from agentkd.embed import Embedder, TextEmbedder, get_embedder
+from agentkd.errors import LibraryError, LibraryFormatError
+from agentkd.library.history import History
+from agentkd.library.merge import merge
+from agentkd.schema import Strategy, now
+
+EF_NAME = "agentkd"
+META_EMBEDDER = "agentkd:embedder"
+META_DIM = "agentkd:dim"
+OVERFETCH = 4  # unfiltered results fetched per wanted hit before falling back to a `where` query
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9._-]{3,512}")
+
+Status = Literal["candidate", "admitted", "retired"]
+Action = Literal["added", "merged", "updated"]
+
+
+@register_embedding_function
+class AgentKDEmbeddingFunction(EmbeddingFunction[Documents]):
+    """Chroma's view of the agentkd embedder; persisted as ``{"name": "agentkd", "config": {"model": ...}}``."""
+
+    def __init__(self, model: str | None = None, embedder: TextEmbedder | None = None) -> None:
+        self._embedder = embedder
+        self.model = model or (embedder.name if embedder else Embedder.name)
+
+    def _get(self) -> TextEmbedder:
+        if self._embedder is None:
+            embedder = get_embedder()
+            if embedder.name != self.model:
+                raise LibraryError(
+                    f"this collection was embedded with {self.model!r}, but agentkd now embeds with {embedder.name!r}.",
+                    hint="install the agentkd version that created it, or re-add its strategies to a new collection.",
+                )
+            self._embedder = embedder
+        return self._embedder
+
+    def __call__(self, input: Documents) -> Embeddings:
+        return list(self._get().embed(list(input)))
+
+    @staticmethod
+    def name() -> str:
+        return EF_NAME
+
+    def default_space(self) -> Space:
+        return "cosine"
+
+    def supported_spaces(self) -> list[Space]:
+        return ["cosine"]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"model": self.model}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> AgentKDEmbeddingFunction:
+        return AgentKDEmbeddingFunction(model=str(config.get("model") or Embedder.name))
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result: ``score`` is the cosine similarity in [-1, 1], higher is closer."""
+
+    strategy: Strategy
+    score: float
+
+
+def _client(location: str) -> tuple[Any, Path]:
+    """A Chroma client for a directory or ``http(s)://host:port``, and where its history file goes."""
+    # Default Settings on purpose: Chroma refuses a second client for the same path with other settings,
+    # and users reopen libraries with plain `chromadb.PersistentClient(path)`. (Telemetry is a no-op in 1.5.)
+    try:
+        if location.startswith(("http://", "https://")):
+            url = urlparse(location)
+            if not url.hostname:
+                raise LibraryError(f"{location!r} has no host name.", hint="write it as http://host:port.")
+            ssl = url.scheme == "https"
+            port = url.port or (443 if ssl else 8000)
+            client = chromadb.HttpClient(host=url.hostname, port=port, ssl=ssl)
+            client.heartbeat()
+            return client, get_settings().home / "libraries" / f"{url.hostname}_{port}" / "history.jsonl"
+        path = Path(location).expanduser()
+        path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path)), path / "history.jsonl"
+    except LibraryError:
+        raise
+    except Exception as e:
+        raise LibraryError(
+            f"cannot open the strategy library at {location!r}: {e}",
+            hint="give a writable directory, or the URL of a running server (start one with "
+            "`chroma run --path DIR --port 8000`).",
+        ) from e
+
+
+def _task_filter(task: str | None) -> Callable[[Strategy], bool]:
+    return (lambda s: True) if task is None else (lambda s: task in s.tasks)
+
+
+def _statuses(status: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    return (status,) if isinstance(status, str) else (tuple(status) if status is not None else None)
+
+
+class Library:
+    """A collection of strategies in Chroma with near-duplicate merging and a change history.
+
+    ``search`` queries Chroma *without* a ``where`` filter for ``k * OVERFETCH`` neighbours and filters
+    them in Python, because a ``where`` filter made queries ~100x slower at 100k entries (1.7 ms against
+    180 ms). Only when too few of those neighbours pass the filter does it repeat the query with ``where``.
+    Writes are read-modify-write: use one writer per collection at a time.
+    """
+
+    def __init__(self, collection: Any, history: History, embedder: TextEmbedder) -> None:
+        self._collection = collection
+        self._history = history
+        self.embedder = embedder
+
+    @classmethod
+    def open(cls, location: str, collection: str = "default", *, embedder: TextEmbedder | None = None) -> Library:
+        """Open (creating if needed) ``collection`` in a directory or at ``http://host:port``."""
+        if not _COLLECTION_NAME.fullmatch(collection):
+            raise LibraryError(
+                f"invalid collection name {collection!r}.",
+                hint="use 3 to 512 characters from letters, digits, '.', '_' and '-', e.g. 'gsm-symbolic'.",
+            )
+        embedder = embedder or get_embedder()
+        client, history_path = _client(location)
+        ef = AgentKDEmbeddingFunction(embedder=embedder)
+        try:
+            try:
+                col = client.get_collection(collection, embedding_function=ef)
+            except NotFoundError:
+                col = client.get_or_create_collection(
+                    collection,
+                    configuration={"hnsw": {"space": "cosine"}},
+                    metadata={META_EMBEDDER: embedder.name, META_DIM: embedder.dim},
+                    embedding_function=ef,
+                )
+        except ValueError as e:  # Chroma's way of saying the persisted embedding function differs
+            raise LibraryError(
+                f"collection {collection!r} at {location} was not created by agentkd ({e}).",
+                hint="open another collection name; agentkd stores its strategies in collections it creates.",
+            ) from e
+        cls._check_embedder(col, location, embedder)
+        return cls(col, History(history_path, collection), embedder)
+
+    @staticmethod
+    def _check_embedder(col: Any, location: str, embedder: TextEmbedder) -> None:
+        stored = (col.metadata or {}).get(META_EMBEDDER)
+        if stored is None:
+            raise LibraryError(
+                f"collection {col.name!r} at {location} was not created by agentkd.",
+                hint="open another collection name; agentkd keeps strategies in collections it creates.",
+            )
+        if stored != embedder.name:
+            raise LibraryError(
+                f"collection {col.name!r} at {location} holds vectors from embedder {stored!r}, but this "
+                f"library embeds with {embedder.name!r}; vectors from different models cannot be compared.",
+                hint=f"open it with the embedder {stored!r}, use a new collection name, or rebuild: list() "
+                "the strategies with the old embedder and add() them to a new collection.",
+            )
+        space = (col.configuration_json.get("hnsw") or {}).get("space")
+        if space not in (None, "cosine"):
+            raise LibraryError(
+                f"collection {col.name!r} uses the {space!r} distance, not cosine.",
+                hint="use a new collection name; agentkd scores by cosine similarity.",
+            )
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        return int(self._collection.count())
+
+    def get(self, id: str) -> Strategy | None:
+        got = self._collection.get(ids=[id], include=["metadatas"])
+        return self._parse(got["ids"][0], got["metadatas"][0]) if got["ids"] else None
+
+    def list(
+        self, *, status: str | Sequence[str] | None = None, kind: str | None = None, task: str | None = None
+    ) -> list[Strategy]:
+        """Every entry that passes the filters, oldest first."""
+        got = self._collection.get(include=["metadatas"])
+        keep = self._filter(_statuses(status), kind, task)
+        entries = [s for s in (self._parse(i, m) for i, m in zip(got["ids"], got["metadatas"], strict=True)) if keep(s)]
+        return sorted(entries, key=lambda s: (s.provenance.created, s.id))
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 3,
+        min_score: float = 0.0,
+        status: str | Sequence[str] | None = ("admitted",),
+        task: str | None = None,
+        kind: str | None = None,
+    ) -> builtins.list[Hit]:
+        """The ``k`` entries closest to ``query`` that pass the filters and score at least ``min_score``."""
+        vector = self.embedder.embed([query])[0]
+        return self._nearest(vector, k, min_score, _statuses(status), kind, task)
+
+    def history(self, id: str | None = None) -> builtins.list[dict[str, Any]]:
+        """The change log of this collection (or of one entry), oldest first."""
+        return self._history.read(id)
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def add(self, strategy: Strategy, *, dedupe_threshold: float = 0.92) -> tuple[str, Action]:
+        """Store ``strategy``; returns the id that holds it now and what happened.
+
+        "updated": an entry with the same id existed and was replaced. "merged": an entry of the same
+        kind scored at least ``dedupe_threshold`` against it; the two became one (see ``merge.merge``)
+        and the returned id is the one kept. "added": a new entry.
+        """
+        old = self.get(strategy.id)
+        if old is not None:
+            self._put(strategy, old, reason="added again with the same id")
+            return strategy.id, "updated"
+        vector = self.embedder.embed([strategy.embedding_text()])[0]
+        near = self._nearest(vector, 1, dedupe_threshold, None, strategy.kind, None)
+        if not near:
+            self._write(strategy, vector, None)
+            self._history.append("added", strategy.id, reason="new entry", after=strategy.status)
+            return strategy.id, "added"
+        existing, score = near[0].strategy, near[0].score
+        kept, dropped = merge(existing, strategy)
+        if kept.id != existing.id:
+            self._collection.delete(ids=[existing.id])
+            self._write(kept, vector, None)
+        else:
+            self._write(kept, None, existing)
+        self._history.append(
+            "merged",
+            kept.id,
+            other=dropped.id,
+            score=round(score, 4),
+            before=existing.status,
+            after=kept.status,
+            reason=f"{strategy.id} is a near-duplicate of {existing.id} (cosine {score:.3f}); kept {kept.id}, "
+            "(more evidence wins; on a tie the existing entry stays)",
+        )
+        return kept.id, "merged"
+
+    def update(self, strategy: Strategy, *, reason: str = "") -> None:
+        """Replace an existing entry (re-embedding it if its trigger or title changed)."""
+        old = self.get(strategy.id)
+        if old is None:
+            raise LibraryError(
+                f"no entry {strategy.id!r} to update in collection {self._collection.name!r}.",
+                hint="use add() for new entries.",
+            )
+        self._put(strategy, old, reason=reason or strategy.status_reason)
+
+    def set_status(self, id: str, status: Status, reason: str) -> Strategy:
+        """Admit, retire or demote an entry, saying why; returns the updated entry."""
+        old = self.get(id)
+        if old is None:
+            raise LibraryError(
+                f"no entry {id!r} in collection {self._collection.name!r}.",
+                hint="list() shows the ids; a merged entry lives on under the id add() returned.",
+            )
+        new = old.model_copy(update={"status": status, "status_reason": reason})
+        self._put(new, old, reason=reason, action="status")
+        return new
+
+    def delete(self, id: str, *, reason: str = "") -> bool:
+        """Remove an entry; False when there was none."""
+        old = self.get(id)
+        if old is None:
+            return False
+        self._collection.delete(ids=[id])
+        self._history.append("deleted", id, reason=reason, before=old.status)
+        return True
+
+    def record_use(self, ids: Iterable[str], success: bool) -> None:
+        """Count one use (and a success if ``success``) for each entry the student was given."""
+        wanted = list(dict.fromkeys(ids))
+        got = self._collection.get(ids=wanted, include=["metadatas"]) if wanted else {"ids": []}
+        if not got["ids"]:
+            return
+        updated = [
+            s.model_copy(update={"uses": s.uses + 1, "successes": s.successes + int(success)})
+            for s in (self._parse(i, m) for i, m in zip(got["ids"], got["metadatas"], strict=True))
+        ]
+        self._collection.update(ids=[s.id for s in updated], metadatas=[self._metadata(s) for s in updated])
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    def _put(self, new: Strategy, old: Strategy, *, reason: str, action: str = "updated") -> None:
+        if (new.title, new.trigger, new.body, new.tool_hints) != (old.title, old.trigger, old.body, old.tool_hints):
+            version = max(new.provenance.version, old.provenance.version + 1)
+            new = new.model_copy(update={"provenance": new.provenance.model_copy(update={"version": version})})
+        new = new.model_copy(update={"provenance": new.provenance.model_copy(update={"updated": now()})})
+        changed_text = new.embedding_text() != old.embedding_text()
+        self._write(new, self.embedder.embed([new.embedding_text()])[0] if changed_text else None, old)
+        self._history.append(action, new.id, reason=reason, before=old.status, after=new.status)
+
+    def _write(self, s: Strategy, vector: np.ndarray | None, old: Strategy | None) -> None:
+        metadata = self._metadata(s)
+        for gone in set(old.tasks if old else ()) - set(s.tasks):
+            metadata[f"task:{gone}"] = None  # Chroma merges metadata on update; None deletes a key
+        if vector is None:
+            self._collection.update(ids=[s.id], metadatas=[metadata], documents=[s.embedding_text()])
+        else:
+            self._collection.upsert(
+                ids=[s.id], embeddings=vector[None, :], metadatas=[metadata], documents=[s.embedding_text()]
+            )
+
+    @staticmethod
+    def _metadata(s: Strategy) -> dict[str, Any]:
+        metadata: dict[str, Any] = {
+            "json": s.model_dump_json(),
+            "status": s.status,
+            "kind": s.kind,
+            "tasks": "|" + "|".join(s.tasks) + "|",
+            "version": s.provenance.version,
+        }
+        metadata.update({f"task:{t}": True for t in s.tasks})
+        return metadata
+
+    def _parse(self, id: str, metadata: dict[str, Any] | None) -> Strategy:
+        try:
+            return Strategy.model_validate_json((metadata or {})["json"])
+        except (KeyError, ValueError) as e:
+            raise LibraryFormatError(
+                f"entry {id!r} in collection {self._collection.name!r} has no valid strategy JSON: {e}",
+                hint=f"delete it with Library.delete({id!r}) and add the strategy again.",
+            ) from e
+
+    @staticmethod
+    def _filter(statuses: tuple[str, ...] | None, kind: str | None, task: str | None) -> Callable[[Strategy], bool]:
+        by_task = _task_filter(task)
+        return lambda s: (statuses is None or s.status in statuses) and (kind is None or s.kind == kind) and by_task(s)
+
+    @staticmethod
+    def _where(statuses: tuple[str, ...] | None, kind: str | None, task: str | None) -> dict[str, Any] | None:
+        clauses: list[dict[str, Any]] = []
+        if statuses is not None:
+            clauses.append({"status": {"$in": list(statuses)}})
+        if kind is not None:
+            clauses.append({"kind": kind})
+        if task is not None:
+            clauses.append({f"task:{task}": True})
+        return None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def _query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None) -> builtins.list[Hit]:
+        got = self._collection.query(
+            query_embeddings=vector[None, :], n_results=n, where=where, include=["metadatas", "distances"]
+        )
+        return [
+            Hit(self._parse(i, m), 1.0 - float(d))
+            for i, m, d in zip(got["ids"][0], got["metadatas"][0], got["distances"][0], strict=True)
+        ]
+
+    def _nearest(
+        self,
+        vector: np.ndarray,
+        k: int,
+        min_score: float,
+        statuses: tuple[str, ...] | None,
+        kind: str | None,
+        task: str | None,
+    ) -> builtins.list[Hit]:
+        if k <= 0 or statuses == ():
+            return []
+        where = self._where(statuses, kind, task)
+        n = k * OVERFETCH if where else k
+        raw = self._query(vector, n, None)  # Chroma returns fewer than n when the collection is smaller
+        keep = self._filter(statuses, kind, task)
+        hits = [h for h in raw if h.score >= min_score and keep(h.strategy)]
+        # Enough hits, or nothing more to find: everything was fetched, or the rest scores below min_score.
+        if len(hits) >= k or len(raw) < n or raw[-1].score < min_score:
+            return hits[:k]
+        return [h for h in self._query(vector, k, where) if h.score >= min_score]

@@ -1,0 +1,162 @@
+"""Data shared by every part of agentkd: scenarios, attempts, strategies, and what the teacher must return.
+
+The Pydantic models whose names end in ``Draft`` or ``Verdict`` are the *spec for teacher output*: the
+teacher is shown their JSON schema, its reply is validated against them, and a validation error is
+fed back to it verbatim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+Message = dict[str, Any]  # OpenAI-shaped: {"role": ..., "content": ..., "tool_calls": [...]}
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def short_id(*parts: str, n: int = 10) -> str:
+    return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:n]
+
+
+class Scenario(BaseModel):
+    """One problem or task the student attempts; ``answer`` is ground truth when the source has it."""
+
+    id: str
+    task: str
+    question: str
+    answer: str | None = None
+    category: str = "default"
+    difficulty: int = 1
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolCallRecord(BaseModel):
+    name: str
+    arguments: dict[str, Any]
+    result: str
+    error: bool = False
+
+
+class Attempt(BaseModel):
+    """What the student did on a scenario: its final answer, its tool calls and the strategies it had."""
+
+    scenario_id: str
+    answer: str
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    strategy_ids: list[str] = Field(default_factory=list)
+    transcript: list[Message] = Field(default_factory=list)
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+
+class Verdict(BaseModel):
+    """The judge's decision on one attempt, with its reasons."""
+
+    correct: bool
+    score: float = Field(ge=0.0, le=1.0)
+    reasons: str = ""
+    method: Literal["ground_truth", "rubric"] = "ground_truth"
+
+
+class StrategyDraft(BaseModel):
+    """What the teacher writes after seeing a failure: a reusable rule, not the answer to this problem."""
+
+    kind: Literal["strategy", "guidance"] = Field(
+        description="'strategy' = when X, do Y; 'guidance' = how to understand and decompose this class of problem"
+    )
+    title: str = Field(min_length=5, max_length=100, description="A short name for the entry")
+    trigger: str = Field(
+        min_length=10, max_length=300, description="When it applies: the kind of problem, in general terms"
+    )
+    body: str = Field(
+        min_length=20,
+        max_length=800,
+        description="What to do, as 1-5 short imperative steps; general, with no numbers or answer from this problem",
+    )
+    tool_hints: list[str] = Field(default_factory=list, max_length=3, description="How to use the tools, if relevant")
+
+    @field_validator("title", "trigger", "body")
+    @classmethod
+    def _strip(cls, v: str) -> str:
+        return v.strip()
+
+
+class Effect(BaseModel):
+    """Measured effect of an entry: student wins with and without it on the same scenarios."""
+
+    trials: int = 0
+    wins_with: int = 0
+    wins_without: int = 0
+
+    @property
+    def lift(self) -> float:
+        return (self.wins_with - self.wins_without) / self.trials if self.trials else 0.0
+
+    @property
+    def lift_lower_bound(self) -> float:
+        """A conservative (one-sided ~90%) lower bound on the lift of paired trials."""
+        if not self.trials:
+            return 0.0
+        n = self.trials
+        spread = math.sqrt(max(self.wins_with + self.wins_without, 1)) / n
+        return self.lift - 1.28 * spread
+
+
+class Provenance(BaseModel):
+    teacher: str = ""
+    student: str = ""
+    student_quantization: str = ""
+    source_scenarios: list[str] = Field(default_factory=list)
+    created: datetime = Field(default_factory=now)
+    updated: datetime = Field(default_factory=now)
+    version: int = 1
+
+
+class Strategy(BaseModel):
+    """An entry of the strategy library."""
+
+    id: str
+    kind: Literal["strategy", "guidance"] = "strategy"
+    title: str
+    trigger: str
+    body: str
+    tool_hints: list[str] = Field(default_factory=list)
+    tasks: list[str] = Field(default_factory=list)
+    domains: list[str] = Field(default_factory=list)
+    provenance: Provenance = Field(default_factory=Provenance)
+    effect: Effect = Field(default_factory=Effect)
+    status: Literal["candidate", "admitted", "retired"] = "candidate"
+    review: Literal["unreviewed", "approved", "edited"] = "unreviewed"
+    status_reason: str = ""
+    uses: int = 0
+    successes: int = 0
+
+    @classmethod
+    def from_draft(cls, draft: StrategyDraft, *, task: str, provenance: Provenance) -> Strategy:
+        sid = f"{draft.kind[0]}-{short_id(draft.title, draft.trigger, draft.body)}"
+        return cls(
+            id=sid,
+            kind=draft.kind,
+            title=draft.title,
+            trigger=draft.trigger,
+            body=draft.body,
+            tool_hints=draft.tool_hints,
+            tasks=[task],
+            provenance=provenance,
+        )
+
+    def embedding_text(self) -> str:
+        """What is embedded for retrieval: the situation it applies to, then its title."""
+        return f"{self.trigger}\n{self.title}"
+
+    def render(self) -> str:
+        """How the entry appears in the student's prompt."""
+        hints = "".join(f"\n  - tool: {h}" for h in self.tool_hints)
+        return f"[{self.id}] {self.title}\n  When: {self.trigger}\n  Do: {self.body}{hints}"

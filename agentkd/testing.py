@@ -1,0 +1,74 @@
+"""Scripted fakes for what a real part cannot do on demand: a teacher that times out, is rate limited,
+drops the connection, or returns malformed output. Shipped in the package so users can test too.
+
+    from agentkd.testing import ScriptedTransport, fake_teacher
+    from agentkd.errors import TeacherRateLimited
+
+    teacher = fake_teacher([TeacherRateLimited("429", retry_after=0.01), '{"kind": "strategy", ...}'])
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from agentkd.runlog import RunLog
+from agentkd.teacher import Teacher
+
+Step = str | dict[str, Any] | BaseException | Callable[[list[dict[str, Any]]], Any]
+
+
+def _response(content: str, prompt_tokens: int = 10, completion_tokens: int = 10) -> dict[str, Any]:
+    return {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+        "_cost": 0.0,
+    }
+
+
+class ScriptedTransport:
+    """Answers teacher calls from a script, one step per call.
+
+    A step is a string (the reply's content), a full response dict, an exception to raise, or a
+    callable that receives the messages and returns one of those. When the script runs out, the last
+    step repeats (``repeat_last=True``) or an AssertionError is raised.
+    """
+
+    def __init__(self, script: Iterable[Step], *, latency: float = 0.0, repeat_last: bool = False) -> None:
+        self.script = list(script)
+        self.latency, self.repeat_last = latency, repeat_last
+        self.calls: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, *, model: str, messages: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
+        with self._lock:
+            self.calls.append({"model": model, "messages": messages, **params})
+            if not self.script:
+                raise AssertionError(f"ScriptedTransport: no step left for call {len(self.calls)}")
+            step = self.script[0] if (self.repeat_last and len(self.script) == 1) else self.script.pop(0)
+        if self.latency:
+            time.sleep(self.latency)
+        if callable(step) and not isinstance(step, BaseException):
+            step = step(messages)
+        if isinstance(step, BaseException):
+            raise step
+        if isinstance(step, str):
+            return _response(step)
+        return dict(step)
+
+
+def fake_teacher(
+    script: Iterable[Step],
+    *,
+    model: str = "fake/teacher",
+    latency: float = 0.0,
+    repeat_last: bool = False,
+    **kwargs: Any,
+) -> Teacher:
+    """A ``Teacher`` driven by a ``ScriptedTransport``; backoff sleeps are skipped."""
+    kwargs.setdefault("sleep", lambda s: None)
+    kwargs.setdefault("log", RunLog())
+    kwargs.setdefault("json_mode", False)
+    return Teacher(model, transport=ScriptedTransport(script, latency=latency, repeat_last=repeat_last), **kwargs)

@@ -1,0 +1,56 @@
+"""Shared fixtures: an isolated AGENTKD_HOME per session, and the real tiny models."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentkd import models
+
+# Assembled GGUFs are reused across runs (assembling is deterministic and checksum-verified).
+MODEL_CACHE = Path(os.environ.get("AGENTKD_TEST_MODELS", Path.home() / ".cache" / "agentkd-test-models"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own AGENTKD_HOME; no test touches the user's ~/.agentkd."""
+    monkeypatch.setenv("AGENTKD_HOME", str(tmp_path / "home"))
+    for var in ("AGENTKD_TEACHER", "AGENTKD_STUDENT", "AGENTKD_LIBRARY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def _model(name: str) -> Path:
+    model = models.CATALOG[name]
+    if not models.sources_installed(model):
+        pytest.skip(f"{name} is not installed ({model.install_hint})")
+    return models.pull(name, root=MODEL_CACHE)
+
+
+@pytest.fixture(scope="session")
+def smollm_path() -> Path:
+    return _model("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def smollm(smollm_path: Path) -> Iterator[object]:
+    from agentkd.engine import LocalLLM
+
+    llm = LocalLLM(smollm_path, n_ctx=2048, seed=1234)
+    yield llm
+    llm.close()
+
+
+@pytest.fixture
+def home_with_smollm(smollm_path: Path, tmp_path: Path) -> Path:
+    """An AGENTKD_HOME whose model cache already holds the test model (a copy-free hard link)."""
+    target = tmp_path / "home" / "models" / smollm_path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(smollm_path, target)
+    except OSError:
+        shutil.copy(smollm_path, target)
+    return tmp_path / "home"

@@ -1,0 +1,104 @@
+"""Every teacher call goes through litellm: the in-process local provider and a real OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentkd.errors import ConfigError, TeacherConnectionError
+from agentkd.providers import LitellmTransport
+from agentkd.schema import StrategyDraft
+from agentkd.teacher import Teacher
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def llama_server(smollm_path: Path) -> Iterator[str]:
+    """A real llama.cpp OpenAI-compatible server on localhost, serving the test model."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(smollm_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--model_alias",
+            "smollm2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/models", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.25)
+        else:
+            pytest.fail("llama.cpp server did not start")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.model
+def test_local_provider_runs_in_process_through_litellm(smollm_path: Path) -> None:
+    teacher = Teacher(f"local/{smollm_path}", transport=LitellmTransport())
+    reply = teacher.complete([{"role": "user", "content": "Say hello."}], max_tokens=8)
+    assert reply["role"] == "assistant" and reply["content"]
+    usage = teacher.log.totals("teacher")
+    assert usage.calls == 1 and usage.prompt_tokens > 0 and 0 < usage.completion_tokens <= 8
+    assert usage.cost_usd == 0.0 and usage.seconds > 0
+
+
+@pytest.mark.model
+def test_local_teacher_structured_output_is_grammar_constrained(smollm_path: Path) -> None:
+    teacher = Teacher(f"local/{smollm_path}", transport=LitellmTransport(), max_reasks=0)
+    assert teacher.json_mode
+    draft = teacher.structured(
+        [{"role": "user", "content": "Write a strategy for percentage problems."}], StrategyDraft
+    )
+    assert draft.kind in {"strategy", "guidance"} and len(draft.body) >= 20
+
+
+@pytest.mark.model
+@pytest.mark.server
+def test_openai_compatible_api_base_works_without_code_changes(llama_server: str) -> None:
+    teacher = Teacher("openai/smollm2", transport=LitellmTransport(api_base=llama_server, api_key="not-needed"))
+    reply = teacher.complete([{"role": "user", "content": "Say hello."}], max_tokens=8)
+    assert reply["content"]
+    usage = teacher.log.totals("teacher")
+    assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+
+
+def test_unreachable_server_is_a_connection_error_not_a_crash() -> None:
+    transport = LitellmTransport(api_base=f"http://127.0.0.1:{_free_port()}/v1", api_key="x", timeout=5)
+    with pytest.raises(TeacherConnectionError):
+        transport(model="openai/anything", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+
+
+def test_unknown_provider_says_how_to_name_one() -> None:
+    with pytest.raises(ConfigError, match="prefix the model with its provider"):
+        LitellmTransport()(model="no-such-model-xyz", messages=[{"role": "user", "content": "hi"}])
