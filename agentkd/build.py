@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from agentkd import models
 from agentkd.config import Settings
+from agentkd.curriculum import Budget
+from agentkd.errors import ConfigError
 from agentkd.evaluate import ArmResult, run_arm
 from agentkd.nodes import BuildConfig, BuildContext, BuildState
 from agentkd.runlog import RunLog, Usage
@@ -29,26 +35,35 @@ class BuildReport:
     student_usage: Usage = field(default_factory=Usage)
     seconds: float = 0.0
     runlog: str = ""
+    run_id: str = ""
 
 
-def make_parts(settings: Settings, log: RunLog) -> dict[str, Any]:
+def make_parts(settings: Settings, log: RunLog, task: Any = None) -> dict[str, Any]:
     """Teacher, student and library as configured (imported here so `agentkd --help` stays fast)."""
     from agentkd.library import Library
     from agentkd.providers import LitellmTransport
     from agentkd.student import Student
     from agentkd.teacher import Teacher
+    from agentkd.tools import ToolBox, python_tool
 
     key = settings.teacher_api_key.get_secret_value() if settings.teacher_api_key else None
-    transport = LitellmTransport(
-        api_base=settings.teacher_api_base,
-        api_key=key,
-        timeout=settings.teacher_timeout,
-        n_ctx=settings.n_ctx,
-        n_threads=settings.n_threads,
-    )
+    transport: Any
+    if settings.teacher.startswith("script:"):  # a scripted teacher for offline pipeline tests
+        from agentkd.testing import load_script
+
+        transport = load_script(settings.teacher.removeprefix("script:"))
+    else:
+        transport = LitellmTransport(
+            api_base=settings.teacher_api_base,
+            api_key=key,
+            timeout=settings.teacher_timeout,
+            n_ctx=settings.n_ctx,
+            n_threads=settings.n_threads,
+        )
     teacher = Teacher(
         settings.teacher,
         transport=transport,
+        json_mode=False if settings.teacher.startswith("script:") else None,
         retries=settings.teacher_retries,
         max_reasks=settings.max_reasks,
         seed=settings.seed,
@@ -57,6 +72,8 @@ def make_parts(settings: Settings, log: RunLog) -> dict[str, Any]:
     library = Library.open(settings.library_path, settings.collection)
     student = Student(
         settings.student,
+        # a task with domain tools brings them; math gets the python sandbox (used as ```python blocks)
+        tools=task.tools() if hasattr(task, "tools") else ToolBox([python_tool()]),
         retriever=library,
         k=settings.top_k,
         strategy_tokens=settings.strategy_tokens,
@@ -69,6 +86,22 @@ def make_parts(settings: Settings, log: RunLog) -> dict[str, Any]:
     return {"teacher": teacher, "student": student, "library": library}
 
 
+def load_task(name: str) -> Any:
+    """A task by name, or any adapter class given as ``module.path:ClassName`` (instantiated without arguments)."""
+    module, _, attr = name.partition(":")
+    if attr and module not in {"tau2", "bfcl", "spec"}:
+        import importlib
+
+        try:
+            return getattr(importlib.import_module(module), attr)()
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(
+                f"cannot load task adapter {name!r}: {exc}",
+                hint="pass module.path:ClassName of a class implementing agentkd.tasks.TaskSource",
+            ) from exc
+    return get_task(name)
+
+
 def ensure_models(settings: Settings, progress: Progress) -> None:
     """Assemble the catalog models this build needs before the loop starts (verified, once)."""
     for spec in (settings.student, settings.teacher):
@@ -79,6 +112,30 @@ def ensure_models(settings: Settings, progress: Progress) -> None:
             models.pull(name, root=settings.models_dir)
 
 
+def _run_files(settings: Settings, run_id: str) -> tuple[Path, Path, Path]:
+    base = settings.runs_dir / run_id
+    return base.with_suffix(".json"), base.with_suffix(".jsonl"), base.with_suffix(".sqlite")
+
+
+def latest_unfinished_run(settings: Settings) -> str | None:
+    """The newest run whose spec says it has not finished, for ``agentkd build --resume``."""
+    specs = sorted(settings.runs_dir.glob("*.json"), reverse=True) if settings.runs_dir.is_dir() else []
+    for spec in specs:
+        if not json.loads(spec.read_text()).get("finished"):
+            return spec.stem
+    return None
+
+
+def load_run(settings: Settings, run_id: str) -> dict[str, Any]:
+    spec, _, _ = _run_files(settings, run_id)
+    if not spec.is_file():
+        raise ConfigError(
+            f"no build run {run_id!r} in {settings.runs_dir}.",
+            hint="run `agentkd build` to start one; --resume continues the newest unfinished run.",
+        )
+    return dict(json.loads(spec.read_text()))
+
+
 def run_build(
     settings: Settings,
     *,
@@ -86,17 +143,48 @@ def run_build(
     config: BuildConfig | None = None,
     heldout: int = 20,
     progress: Progress = lambda event, **data: None,
+    resume: str | None = None,
+    scrub: bool | None = None,
 ) -> BuildReport:
-    """Build a library for ``task_name`` and measure the student on held-out items without and with it."""
+    """Build a library for ``task_name`` and measure the student on held-out items without and with it.
+
+    Every run writes ``<run>.json`` (what was asked), ``<run>.jsonl`` (every model call) and
+    ``<run>.sqlite`` (LangGraph checkpoints); ``resume=<run id>`` continues a killed run where it stopped.
+    """
     from agentkd.graph import run, sqlite_checkpointer
+    from agentkd.privacy import default_scrubber
 
     t0 = time.perf_counter()
     config = config or BuildConfig(seed=settings.seed)
-    task = get_task(task_name)
+    if resume:
+        saved = load_run(settings, resume)
+        settings = settings.model_copy(update=saved["settings"])
+        task_name, heldout, config = saved["task"], saved["heldout"], _config_from(saved["config"])
+        run_id = resume
+    else:
+        run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 1000:03d}"
+    spec_path, log_path, ckpt_path = _run_files(settings, run_id)
+    spec_path.parent.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        spec_path.write_text(
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "task": task_name,
+                    "heldout": heldout,
+                    "config": _config_dict(config),
+                    "settings": {k: getattr(settings, k) for k in _PERSISTED},
+                    "finished": False,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+    task = load_task(task_name)
     ensure_models(settings, progress)
-    run_id = time.strftime("%Y%m%d-%H%M%S")
-    log = RunLog(settings.runs_dir / f"{run_id}.jsonl")
-    parts = make_parts(settings, log)
+    log = RunLog(log_path)
+    parts = make_parts(settings, log, task)
+    parts["teacher"].scrub = default_scrubber(settings.teacher, scrub)
     ctx = BuildContext(
         teacher=parts["teacher"],
         student=parts["student"],
@@ -106,9 +194,9 @@ def run_build(
         log=log,
         progress=progress,
     )
-    progress("start", iterations=config.iterations, batch_size=config.batch_size)
-    with sqlite_checkpointer(settings.runs_dir / f"{run_id}.sqlite") as saver:
-        state = run(ctx, checkpointer=saver, thread_id=run_id)
+    progress("start", run_id=run_id, iterations=config.iterations, batch_size=config.batch_size, resumed=bool(resume))
+    with sqlite_checkpointer(ckpt_path) as saver:
+        state = run(ctx, checkpointer=saver, thread_id=run_id, resume=bool(resume))
 
     scenarios = task.scenarios("heldout", heldout, seed=settings.seed)
     progress("eval", n=len(scenarios) * 2)
@@ -117,6 +205,9 @@ def run_build(
         run_arm("student alone", ctx.student, task, scenarios, use_library=False, progress=tick),
         run_arm("student + library", ctx.student, task, scenarios, use_library=True, progress=tick),
     ]
+    spec = json.loads(spec_path.read_text())
+    spec.update(finished=True, accuracy={a.name: a.accuracy for a in arms}, admitted=state.admitted)
+    spec_path.write_text(json.dumps(spec, indent=2, default=str))
     return BuildReport(
         task=task_name,
         teacher=settings.teacher,
@@ -128,4 +219,29 @@ def run_build(
         student_usage=log.totals("student"),
         seconds=time.perf_counter() - t0,
         runlog=str(log.path),
+        run_id=run_id,
     )
+
+
+_PERSISTED = (
+    "teacher",
+    "teacher_api_base",
+    "student",
+    "library",
+    "collection",
+    "seed",
+    "n_ctx",
+    "top_k",
+    "strategy_tokens",
+    "temperature",
+)
+
+
+def _config_dict(config: BuildConfig) -> dict[str, Any]:
+    data = dataclasses.asdict(config)
+    data["budget"] = config.budget.model_dump(exclude={"started"})
+    return data
+
+
+def _config_from(data: dict[str, Any]) -> BuildConfig:
+    return BuildConfig(**{**data, "budget": Budget(**data.get("budget", {}))})

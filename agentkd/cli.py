@@ -11,7 +11,7 @@ from rich.table import Table
 
 from agentkd import models
 from agentkd.config import get_settings
-from agentkd.errors import AgentKDError
+from agentkd.errors import AgentKDError, ConfigError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -97,27 +97,51 @@ def models_pull(
 
 @app.command()
 def build(
-    task: Annotated[
-        str, typer.Option(help="Task source: gsm_symbolic or any reasoning-gym dataset name.")
-    ] = "gsm_symbolic",
-    iterations: Annotated[int, typer.Option(help="Rounds of generate → attempt → judge → write → admit.")] = 2,
+    task: Annotated[str, typer.Option(help="Task source: gsm_symbolic, any reasoning-gym name, tau2:retail, "
+                                      "bfcl:simple, bfcl:multiple, or spec:<domain.yaml>.")] = "gsm_symbolic",
+    iterations: Annotated[int, typer.Option(help="Rounds of plan → generate → attempt → judge → write → admit.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Scenarios the student attempts per round.")] = 6,
     heldout: Annotated[int, typer.Option(help="Held-out items for the before/after measurement.")] = 20,
+    siblings: Annotated[int, typer.Option(help="Fresh sibling scenarios each candidate is measured on.")] = 2,
+    teacher_concurrency: Annotated[int, typer.Option(help="Teacher calls in flight at once.")] = 4,
+    max_teacher_tokens: Annotated[int | None, typer.Option(help="Stop once the teacher used this many tokens.")] = None,
+    max_cost: Annotated[float | None, typer.Option(help="Stop when teacher spend reaches this many USD.")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="Stop the loop after this many minutes.")] = None,
+    min_gain: Annotated[
+        float | None, typer.Option(help="Stop when admitted lift per 1k teacher tokens falls below this.")
+    ] = None,
+    scrub: Annotated[bool | None, typer.Option("--scrub/--no-scrub", help="Mask e-mails, phones, cards and names "
+                                               "sent to the teacher (default: on for non-local teachers).")] = None,
+    resume: Annotated[str | None, typer.Option(help="Continue a killed run: a run id, or 'last' for the newest "
+                                               "unfinished one.")] = None,
     teacher: Teacher = None,
     student: StudentOpt = None,
     library: LibraryOpt = None,
     collection: CollectionOpt = None,
     seed: Annotated[int | None, typer.Option(help="Seed for scenarios and sampling.")] = None,
 ) -> None:
-    """Build a strategy library with the teacher, then show held-out accuracy without and with it."""
-    from agentkd.build import run_build
+    """Build a strategy library with the teacher, then show held-out accuracy without and with it.
+
+    Each run is checkpointed (SQLite) and logged (JSONL) under ~/.agentkd/runs; `--resume last` continues
+    one that was interrupted, with no admitted strategy lost or duplicated.
+    """
+    from agentkd.build import latest_unfinished_run, run_build
+    from agentkd.curriculum import Budget
     from agentkd.nodes import BuildConfig
     from agentkd.report import BuildDisplay, print_report
 
     settings = get_settings(teacher=teacher, student=student, library=library, collection=collection, seed=seed)
-    config = BuildConfig(iterations=iterations, batch_size=batch_size, seed=settings.seed)
+    if resume == "last":
+        resume = latest_unfinished_run(settings)
+        if resume is None:
+            raise ConfigError("there is no unfinished run to resume.", hint="start one with `agentkd build`.")
+    budget = Budget(max_teacher_tokens=max_teacher_tokens, max_cost_usd=max_cost,
+                    max_seconds=max_minutes * 60 if max_minutes else None, min_gain_per_1k_tokens=min_gain)
+    config = BuildConfig(iterations=iterations, batch_size=batch_size, seed=settings.seed, siblings=siblings,
+                         teacher_concurrency=teacher_concurrency, budget=budget)
     with BuildDisplay(console, iterations=iterations, batch_size=batch_size) as display:
-        report = run_build(settings, task_name=task, config=config, heldout=heldout, progress=display.update)
+        report = run_build(settings, task_name=task, config=config, heldout=heldout, progress=display.update,
+                           resume=resume, scrub=scrub)
     print_report(console, report)
 
 

@@ -1,7 +1,9 @@
 """The distillation loop as a LangGraph graph (the one module that imports langgraph).
 
-START → generate_scenarios → attempt → judge ─(failures)→ write_strategy → admit ─(more)→ generate_scenarios
-                                          └───(all passed)──────────────────→ admit ─(done)→ END
+START → plan ─(budget left)→ generate_scenarios → attempt → judge ─(failures)→ write_strategy → admit
+          └─(stop)→ END                                        └─(all passed)──────────────────→ admit
+admit → update_curriculum ─(more iterations)→ plan
+                          └─(done)→ END
 """
 
 from __future__ import annotations
@@ -23,25 +25,32 @@ def build_graph(ctx: BuildContext, checkpointer: Any = None) -> Any:
     nodes = Nodes(ctx)
     iterations = ctx.config.iterations
 
-    def route_after_admit(state: BuildState) -> Literal["generate_scenarios", "__end__"]:
-        return "generate_scenarios" if should_continue(state, iterations) else "__end__"
+    def route_after_plan(state: BuildState) -> Literal["generate_scenarios", "__end__"]:
+        return "__end__" if state.stop_reason else "generate_scenarios"
 
-    def route_judge(state: BuildState) -> Literal["write_strategy", "admit"]:
+    def route_after_judge_(state: BuildState) -> Literal["write_strategy", "admit"]:
         return "write_strategy" if route_after_judge(state) == "write_strategy" else "admit"
 
+    def route_after_update_curriculum(state: BuildState) -> Literal["plan", "__end__"]:
+        return "plan" if should_continue(state, iterations) else "__end__"
+
     g = StateGraph(BuildState)
+    g.add_node("plan", nodes.plan)
     g.add_node("generate_scenarios", nodes.generate_scenarios)
     g.add_node("attempt", nodes.attempt)
     g.add_node("judge", nodes.judge)
     g.add_node("write_strategy", nodes.write_strategy)
     g.add_node("admit", nodes.admit)
+    g.add_node("update_curriculum", nodes.update_curriculum)
 
-    g.add_edge(START, "generate_scenarios")
+    g.add_edge(START, "plan")
+    g.add_conditional_edges("plan", route_after_plan)
     g.add_edge("generate_scenarios", "attempt")
     g.add_edge("attempt", "judge")
-    g.add_conditional_edges("judge", route_judge)
+    g.add_conditional_edges("judge", route_after_judge_)
     g.add_edge("write_strategy", "admit")
-    g.add_conditional_edges("admit", route_after_admit)
+    g.add_edge("admit", "update_curriculum")
+    g.add_conditional_edges("update_curriculum", route_after_update_curriculum)
     return g.compile(checkpointer=checkpointer)
 
 
@@ -56,11 +65,16 @@ def sqlite_checkpointer(path: str | Path) -> Iterator[Any]:
         conn.close()
 
 
-def run(ctx: BuildContext, *, checkpointer: Any = None, thread_id: str = "build") -> BuildState:
-    """Run the loop to the end and return its final state."""
+def run(ctx: BuildContext, *, checkpointer: Any = None, thread_id: str = "build", resume: bool = False) -> BuildState:
+    """Run the loop to the end and return its final state.
+
+    With ``resume``, continue the thread from its last checkpoint (after a crash or ``kill -9``): the step
+    that was interrupted runs again, and admission is idempotent, so nothing is lost or duplicated.
+    """
     graph = build_graph(ctx, checkpointer)
-    config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 10_000}
-    out = graph.invoke(BuildState(), config)
+    config: Any = {"configurable": {"thread_id": thread_id}, "recursion_limit": 10_000}
+    started = resume and checkpointer is not None and graph.get_state(config).next
+    out = graph.invoke(None if started else BuildState(), config)
     return BuildState.model_validate(out)
 
 

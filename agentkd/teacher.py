@@ -147,7 +147,10 @@ class Teacher:
             reply = self.complete(convo, purpose=purpose, max_tokens=max_tokens, **params)
             raw = str(reply.get("content") or "")
             try:
-                return output.model_validate_json(extract_json(raw))
+                # strict=False: raw newlines inside strings are common and harmless
+                return output.model_validate(json.loads(extract_json(raw), strict=False))
+            except json.JSONDecodeError as exc:
+                error = f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
             except ValidationError as exc:
                 error = _describe(exc)
             attempts.append({"output": raw, "error": error})

@@ -9,11 +9,14 @@ drops the connection, or returns malformed output. Shipped in the package so use
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
+from agentkd.errors import TeacherConnectionError, TeacherRateLimited, TeacherTimeout
 from agentkd.runlog import RunLog
 from agentkd.teacher import Teacher
 
@@ -57,6 +60,26 @@ class ScriptedTransport:
         if isinstance(step, str):
             return _response(step)
         return dict(step)
+
+
+_FAULTS = {"timeout": TeacherTimeout, "rate_limit": TeacherRateLimited, "connection": TeacherConnectionError}
+
+
+def load_script(path: str | Path) -> ScriptedTransport:
+    """A ``ScriptedTransport`` from a JSON file, for ``--teacher script:<file>``.
+
+    ``{"latency": 0.5, "repeat_last": false, "steps": ["reply", {"raise": "rate_limit", "retry_after": 1}]}``;
+    ``raise`` is one of timeout, rate_limit, connection.
+    """
+    data = json.loads(Path(path).read_text())
+    steps: list[Step] = []
+    for step in data["steps"]:
+        if isinstance(step, dict) and "raise" in step:
+            kind = _FAULTS[step["raise"]]
+            steps.append(kind(f"scripted {step['raise']}", retry_after=step.get("retry_after")))
+        else:
+            steps.append(step)
+    return ScriptedTransport(steps, latency=float(data.get("latency", 0.0)), repeat_last=bool(data.get("repeat_last")))
 
 
 def fake_teacher(
