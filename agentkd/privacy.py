@@ -12,7 +12,8 @@ from collections.abc import Iterable
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 _PHONE = re.compile(
-    r"(?<![\w.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d{3,4}[\s.-]\d{3,4}(?:[\s.-]\d{2,4})?(?![\w.])"
+    r"(?<![\w.])(?<!\d[\s-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d{3,4}[\s.-]\d{3,4}(?:[\s.-]\d{2,4})?"
+    r"(?![\w.])(?![\s-]\d)"
 )
 _SURNAME = re.compile(r"<name>(?:\s+[A-Z][a-z]+)+")
 _TITLED = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?")

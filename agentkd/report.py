@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -55,6 +56,16 @@ class BuildDisplay:
             self.console.print(f"  [dim]- rejected {data['title']}: {data['reason']}[/]")
         elif event == "skipped":
             self.console.print(f"  [yellow]! skipped {data['scenario']}: {data['reason']}[/]")
+        elif event == "plan":
+            self.progress.update(self.build, description=f"build: round {data['iteration'] + 1}")
+        elif event == "stop":
+            self.console.print(f"[yellow]stopping early:[/] {data['reason']}")
+        elif event == "harmful":
+            self.console.print(f"  [red]! entries {', '.join(data['ids'])} were in the way on {data['scenario']}[/]")
+        elif event == "difficulty":
+            self.console.print(f"  [cyan]difficulty raised for {', '.join(data['raised'])}[/]")
+        elif event == "start" and data.get("resumed"):
+            self.console.print(f"resuming run {data['run_id']}")
         elif event == "eval":
             self.eval = self.progress.add_task("held-out eval", total=data["n"], info="")
         elif event == "eval_item" and self.eval is not None:
@@ -62,8 +73,59 @@ class BuildDisplay:
         self.progress.update(self.build, info=self._info())
 
 
+def plot_report(report: BuildReport, path: Path) -> Path | None:
+    """Per-round pass rate and cumulative admitted entries, plus held-out accuracy by arm, as a PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    stats = report.state.stats
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    rounds = [s["iteration"] + 1 for s in stats]
+    left.plot(rounds, [s["passed"] / max(s["total"], 1) for s in stats], marker="o", label="pass rate (train batch)")
+    cumulative, total = [], 0
+    for s in stats:
+        total += s["admitted"]
+        cumulative.append(total)
+    twin = left.twinx()
+    twin.bar(rounds, cumulative, alpha=0.25, color="tab:green", label="admitted (cumulative)")
+    left.set_xlabel("round")
+    left.set_ylim(0, 1)
+    left.set_title("build")
+    left.legend(loc="upper left", fontsize=8)
+    twin.legend(loc="upper right", fontsize=8)
+    names = [a.name for a in report.arms]
+    right.bar(names, [a.accuracy for a in report.arms], color=["tab:gray", "tab:blue"][: len(names)])
+    right.set_ylim(0, 1)
+    right.set_title(f"held-out accuracy ({report.arms[0].total if report.arms else 0} items)")
+    for i, a in enumerate(report.arms):
+        right.text(i, a.accuracy + 0.02, f"{a.accuracy:.0%}", ha="center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def print_report(console: Console, report: BuildReport) -> None:
     state = report.state
+    rounds = Table(title=f"Build {report.run_id}: rounds")
+    for col in ("round", "pass", "candidates", "admitted", "teacher tokens", "spend"):
+        rounds.add_column(col, justify="right")
+    for s in state.stats:
+        rounds.add_row(
+            str(s["iteration"] + 1),
+            f"{s['passed']}/{s['total']}",
+            str(s["candidates"]),
+            str(s["admitted"]),
+            f"{s['teacher_tokens']:,}",
+            f"${s['cost_usd']:.4f}",
+        )
+    console.print(rounds)
+    if state.stop_reason:
+        console.print(f"[yellow]stopped early: {state.stop_reason}[/]")
     table = Table(title=f"Held-out accuracy on {report.task} (same {report.arms[0].total} items, same seed)")
     table.add_column("arm")
     table.add_column("accuracy", justify="right")
@@ -75,10 +137,12 @@ def print_report(console: Console, report: BuildReport) -> None:
         )
     console.print(table)
     tu = report.teacher_usage
+    plot = plot_report(report, Path(report.runlog).with_suffix(".png")) if report.runlog else None
     console.print(
         f"teacher {report.teacher}: {tu.calls} calls, {tu.tokens} tokens, "
         f"${tu.cost_usd:.4f}; student {report.student}; library {report.library}: "
         f"{len(state.admitted)} admitted, {len(state.rejected)} rejected; {report.seconds:.0f}s; log {report.runlog}"
+        + (f"; plot {plot}" if plot else "")
     )
 
 
