@@ -187,7 +187,10 @@ class Nodes:
                 solution=solution,
             )
             draft = self.ctx.teacher.structured(
-                [{"role": "user", "content": prompt}], StrategyDraft, purpose="write_strategy"
+                [{"role": "user", "content": prompt}],
+                StrategyDraft,
+                purpose="write_strategy",
+                check=lambda d: _leak_error(d, sc),
             )
         except TeacherError as exc:  # gave up after retries: skip this scenario, keep going
             self.ctx.progress("skipped", scenario=sc.id, reason=str(exc).splitlines()[0])
@@ -252,6 +255,11 @@ class Nodes:
         if raised:
             self.ctx.progress("difficulty", raised=raised)
         return {"curriculum": curriculum, "iteration": state.iteration + 1}
+
+
+def _leak_error(draft: StrategyDraft, sc: Scenario) -> str | None:
+    reason = leaks_answer(draft, sc)
+    return f"the entry must be general, but {reason}. Rewrite it without numbers from this problem." if reason else None
 
 
 def route_after_judge(state: BuildState) -> str:

@@ -130,9 +130,19 @@ class Teacher:
         return min(self.backoff * 2**attempt, 60.0) * (0.75 + 0.5 * random.random())
 
     def structured(
-        self, messages: list[Message], output: type[T], *, purpose: str = "structured", max_tokens: int = 700
+        self,
+        messages: list[Message],
+        output: type[T],
+        *,
+        purpose: str = "structured",
+        max_tokens: int = 700,
+        check: Callable[[T], str | None] | None = None,
     ) -> T:
-        """Ask for JSON matching ``output``; re-ask with the validation error; raise after ``max_reasks``."""
+        """Ask for JSON matching ``output``; re-ask with the validation error; raise after ``max_reasks``.
+
+        ``check`` adds a rule the schema cannot express: it returns why a parsed value is unacceptable
+        (fed back to the teacher like a validation error) or None.
+        """
         schema = output.model_json_schema()
         instruction = render("structured.md", schema=json.dumps(schema, ensure_ascii=False))
         convo = [*messages[:-1], {**messages[-1], "content": f"{messages[-1]['content']}\n\n{instruction}"}]
@@ -148,7 +158,11 @@ class Teacher:
             raw = str(reply.get("content") or "")
             try:
                 # strict=False: raw newlines inside strings are common and harmless
-                return output.model_validate(json.loads(extract_json(raw), strict=False))
+                value = output.model_validate(json.loads(extract_json(raw), strict=False))
+                problem = check(value) if check is not None else None
+                if problem is None:
+                    return value
+                error = problem
             except json.JSONDecodeError as exc:
                 error = f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
             except ValidationError as exc:

@@ -85,3 +85,11 @@ def test_scrubber_sees_every_message_before_it_leaves() -> None:
     teacher = fake_teacher(["ok"], scrub=lambda s: s.replace("alice@example.com", "<email>"))
     teacher.complete([{"role": "user", "content": "mail alice@example.com"}])
     assert teacher.transport.calls[0]["messages"][0]["content"] == "mail <email>"  # type: ignore[attr-defined]
+
+
+def test_a_rule_beyond_the_schema_is_fed_back_like_a_validation_error() -> None:
+    leaky = json.dumps({**json.loads(GOOD), "body": "Multiply 12 by 7 to get 84, the answer."})
+    teacher = fake_teacher([leaky, GOOD])
+    draft = teacher.structured(ASK, StrategyDraft, check=lambda d: "it contains the answer 84" if "84" in d.body else None)
+    assert "84" not in draft.body
+    assert "it contains the answer 84" in teacher.transport.calls[1]["messages"][-1]["content"]  # type: ignore[attr-defined]
