@@ -68,7 +68,10 @@ def package_file(module: str, dist: str, relative: str) -> Path:
 
 @functools.cache
 def _model_proto() -> Any:
-    """The subset of ONNX's protobuf schema that the rewrite touches; other fields survive as unknown fields."""
+    """The subset of ONNX's protobuf schema that the rewrite and the bundle's weight export touch.
+
+    Other fields survive as unknown fields.
+    """
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     field = descriptor_pb2.FieldDescriptorProto
@@ -78,7 +81,11 @@ def _model_proto() -> Any:
         "TensorProto": [
             ("dims", 1, i64, many, ""),
             ("data_type", 2, field.TYPE_INT32, one, ""),
+            ("float_data", 4, field.TYPE_FLOAT, many, ""),
+            ("int32_data", 5, field.TYPE_INT32, many, ""),
+            ("int64_data", 7, i64, many, ""),
             ("name", 8, text, one, ""),
+            ("raw_data", 9, field.TYPE_BYTES, one, ""),
         ],
         "NodeProto": [
             ("input", 1, text, many, ""),

@@ -108,6 +108,13 @@ class Effect(BaseModel):
         spread = math.sqrt(max(self.wins_with + self.wins_without, 1)) / n
         return self.lift - 1.28 * spread
 
+    @property
+    def lift_upper_bound(self) -> float:
+        """The matching upper bound: below zero, even the optimistic reading says the entry hurts."""
+        if not self.trials:
+            return 0.0
+        return 2 * self.lift - self.lift_lower_bound
+
 
 class Provenance(BaseModel):
     teacher: str = ""

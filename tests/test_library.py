@@ -108,9 +108,9 @@ def test_filtered_search_falls_back_to_a_where_query(lib: Library, monkeypatch: 
     wheres: list[object] = []
     query = lib._query
 
-    def spy(vector: np.ndarray, n: int, where: dict | None) -> list:
+    def spy(vector: np.ndarray, n: int, where: dict | None, *more: bool) -> list:
         wheres.append(where)
-        return query(vector, n, where)
+        return query(vector, n, where, *more)
 
     monkeypatch.setattr(lib, "_query", spy)
     hits = lib.search("percent of the price", k=1, status="candidate", kind="strategy", min_score=-1.0)

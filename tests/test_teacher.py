@@ -90,6 +90,8 @@ def test_scrubber_sees_every_message_before_it_leaves() -> None:
 def test_a_rule_beyond_the_schema_is_fed_back_like_a_validation_error() -> None:
     leaky = json.dumps({**json.loads(GOOD), "body": "Multiply 12 by 7 to get 84, the answer."})
     teacher = fake_teacher([leaky, GOOD])
-    draft = teacher.structured(ASK, StrategyDraft, check=lambda d: "it contains the answer 84" if "84" in d.body else None)
+    draft = teacher.structured(
+        ASK, StrategyDraft, check=lambda d: "it contains the answer 84" if "84" in d.body else None
+    )
     assert "84" not in draft.body
     assert "it contains the answer 84" in teacher.transport.calls[1]["messages"][-1]["content"]  # type: ignore[attr-defined]

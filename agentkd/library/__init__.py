@@ -3,8 +3,21 @@
 Importing this package registers agentkd's embedding function with Chroma (see ``store``).
 """
 
+from agentkd.library.files import export_library, import_library
 from agentkd.library.history import History
 from agentkd.library.merge import merge
+from agentkd.library.retrieval import MMRRetriever, Retrieval, retrieve
 from agentkd.library.store import AgentKDEmbeddingFunction, Hit, Library
 
-__all__ = ["AgentKDEmbeddingFunction", "History", "Hit", "Library", "merge"]
+__all__ = [
+    "AgentKDEmbeddingFunction",
+    "History",
+    "Hit",
+    "Library",
+    "MMRRetriever",
+    "Retrieval",
+    "export_library",
+    "import_library",
+    "merge",
+    "retrieve",
+]

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -29,6 +29,8 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from agentkd.config import get_settings
 from agentkd.embed import Embedder, TextEmbedder, get_embedder
 from agentkd.errors import LibraryError, LibraryFormatError
+from agentkd.library.curation import Curation
+from agentkd.library.filters import Filter, metadata
 from agentkd.library.history import History
 from agentkd.library.merge import merge
 from agentkd.schema import Strategy, now
@@ -36,10 +38,11 @@ from agentkd.schema import Strategy, now
 EF_NAME = "agentkd"
 META_EMBEDDER = "agentkd:embedder"
 META_DIM = "agentkd:dim"
+RESTORE_BATCH = 1000  # records per Chroma call by ids (Chroma and SQLite cap a batch at a few thousand)
 OVERFETCH = 4  # unfiltered results fetched per wanted hit before falling back to a `where` query
 _COLLECTION_NAME = re.compile(r"[A-Za-z0-9._-]{3,512}")
 
-Status = Literal["candidate", "admitted", "retired"]
+_Rows = list[tuple[str, Any, float, Any]]  # id, metadata, cosine distance, embedding (or None)
 Action = Literal["added", "merged", "updated"]
 
 
@@ -85,10 +88,14 @@ class AgentKDEmbeddingFunction(EmbeddingFunction[Documents]):
 
 @dataclass(frozen=True)
 class Hit:
-    """A search result: ``score`` is the cosine similarity in [-1, 1], higher is closer."""
+    """A search result: ``score`` is the cosine similarity in [-1, 1], higher is closer.
+
+    ``vector`` (the entry's unit embedding) is filled only by ``neighbours(..., vectors=True)``.
+    """
 
     strategy: Strategy
     score: float
+    vector: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def _client(location: str) -> tuple[Any, Path]:
@@ -118,21 +125,14 @@ def _client(location: str) -> tuple[Any, Path]:
         ) from e
 
 
-def _task_filter(task: str | None) -> Callable[[Strategy], bool]:
-    return (lambda s: True) if task is None else (lambda s: task in s.tasks)
-
-
-def _statuses(status: str | Sequence[str] | None) -> tuple[str, ...] | None:
-    return (status,) if isinstance(status, str) else (tuple(status) if status is not None else None)
-
-
-class Library:
+class Library(Curation):
     """A collection of strategies in Chroma with near-duplicate merging and a change history.
 
     ``search`` queries Chroma *without* a ``where`` filter for ``k * OVERFETCH`` neighbours and filters
-    them in Python, because a ``where`` filter made queries ~100x slower at 100k entries (1.7 ms against
-    180 ms). Only when too few of those neighbours pass the filter does it repeat the query with ``where``.
-    Writes are read-modify-write: use one writer per collection at a time.
+    them in Python on their flat metadata (no JSON parsed for the ones dropped), because a ``where``
+    filter made queries ~100x slower at 100k entries (1.7 ms against 180 ms). Only when too few of those
+    neighbours pass does it repeat the query with ``where``. Curation (trials, auto-retirement, review)
+    lives in ``curation.Curation``. Writes are read-modify-write: use one writer per collection at a time.
     """
 
     def __init__(self, collection: Any, history: History, embedder: TextEmbedder) -> None:
@@ -193,6 +193,10 @@ class Library:
 
     # -- reading -------------------------------------------------------------------------------------
 
+    @property
+    def collection_name(self) -> str:
+        return str(self._collection.name)
+
     def count(self) -> int:
         return int(self._collection.count())
 
@@ -201,13 +205,26 @@ class Library:
         return self._parse(got["ids"][0], got["metadatas"][0]) if got["ids"] else None
 
     def list(
-        self, *, status: str | Sequence[str] | None = None, kind: str | None = None, task: str | None = None
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        kind: str | None = None,
+        task: str | None = None,
+        domain: str | None = None,
     ) -> list[Strategy]:
         """Every entry that passes the filters, oldest first."""
         got = self._collection.get(include=["metadatas"])
-        keep = self._filter(_statuses(status), kind, task)
+        keep = Filter.of(status, kind, task, domain).match
         entries = [s for s in (self._parse(i, m) for i, m in zip(got["ids"], got["metadatas"], strict=True)) if keep(s)]
         return sorted(entries, key=lambda s: (s.provenance.created, s.id))
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored embeddings of these entries (missing ids are left out)."""
+        out: dict[str, np.ndarray] = {}
+        for start in range(0, len(ids), RESTORE_BATCH):
+            got = self._collection.get(ids=list(ids[start : start + RESTORE_BATCH]), include=["embeddings"])
+            out.update((i, np.asarray(v, dtype=np.float32)) for i, v in zip(got["ids"], got["embeddings"], strict=True))
+        return out
 
     def search(
         self,
@@ -218,10 +235,17 @@ class Library:
         status: str | Sequence[str] | None = ("admitted",),
         task: str | None = None,
         kind: str | None = None,
+        domain: str | None = None,
     ) -> builtins.list[Hit]:
         """The ``k`` entries closest to ``query`` that pass the filters and score at least ``min_score``."""
         vector = self.embedder.embed([query])[0]
-        return self._nearest(vector, k, min_score, _statuses(status), kind, task)
+        return self._nearest(vector, k, min_score, Filter.of(status, kind, task, domain))
+
+    def neighbours(
+        self, vector: np.ndarray, n: int, *, min_score: float = -1.0, where: Filter | None = None, vectors: bool = False
+    ) -> builtins.list[Hit]:
+        """The ``n`` entries closest to a unit ``vector`` that pass ``where``; with ``vectors``, their embeddings."""
+        return self._nearest(vector, n, min_score, where or Filter(), vectors=vectors)
 
     def history(self, id: str | None = None) -> builtins.list[dict[str, Any]]:
         """The change log of this collection (or of one entry), oldest first."""
@@ -241,7 +265,7 @@ class Library:
             self._put(strategy, old, reason="added again with the same id")
             return strategy.id, "updated"
         vector = self.embedder.embed([strategy.embedding_text()])[0]
-        near = self._nearest(vector, 1, dedupe_threshold, None, strategy.kind, None)
+        near = self._nearest(vector, 1, dedupe_threshold, Filter(kind=strategy.kind))
         if not near:
             self._write(strategy, vector, None)
             self._history.append("added", strategy.id, reason="new entry", after=strategy.status)
@@ -275,17 +299,33 @@ class Library:
             )
         self._put(strategy, old, reason=reason or strategy.status_reason)
 
-    def set_status(self, id: str, status: Status, reason: str) -> Strategy:
-        """Admit, retire or demote an entry, saying why; returns the updated entry."""
-        old = self.get(id)
-        if old is None:
-            raise LibraryError(
-                f"no entry {id!r} in collection {self._collection.name!r}.",
-                hint="list() shows the ids; a merged entry lives on under the id add() returned.",
+    def restore(
+        self, strategies: Sequence[Strategy], *, reason: str, vectors: Sequence[np.ndarray] | None = None
+    ) -> None:
+        """Write entries exactly as given (ids, timestamps, versions kept; no merging), e.g. from reviewed files.
+
+        New entries and entries whose embedded text changed are embedded in one batch (or take the given
+        ``vectors``, one per strategy); each write is logged.
+        """
+        old = {s.id: s for s in self._get_many([s.id for s in strategies])}
+        given = dict(zip([s.id for s in strategies], vectors, strict=True)) if vectors is not None else {}
+        fresh = [s for s in strategies if s.id not in old or old[s.id].embedding_text() != s.embedding_text()]
+        todo = [s for s in fresh if s.id not in given]
+        given.update(zip([s.id for s in todo], self.embedder.embed([s.embedding_text() for s in todo]), strict=True))
+        for start in range(0, len(fresh), RESTORE_BATCH):
+            batch = fresh[start : start + RESTORE_BATCH]
+            self._collection.upsert(
+                ids=[s.id for s in batch],
+                embeddings=np.stack([given[s.id] for s in batch]),
+                metadatas=[metadata(s, old.get(s.id)) for s in batch],
+                documents=[s.embedding_text() for s in batch],
             )
-        new = old.model_copy(update={"status": status, "status_reason": reason})
-        self._put(new, old, reason=reason, action="status")
-        return new
+        changed = {s.id for s in fresh}
+        for s in strategies:
+            if s.id not in changed:
+                self._write(s, None, old[s.id])
+            before = old[s.id].status if s.id in old else None
+            self._history.append("imported", s.id, reason=reason, before=before, after=s.status)
 
     def delete(self, id: str, *, reason: str = "") -> bool:
         """Remove an entry; False when there was none."""
@@ -298,49 +338,40 @@ class Library:
 
     def record_use(self, ids: Iterable[str], success: bool) -> None:
         """Count one use (and a success if ``success``) for each entry the student was given."""
-        wanted = list(dict.fromkeys(ids))
-        got = self._collection.get(ids=wanted, include=["metadatas"]) if wanted else {"ids": []}
-        if not got["ids"]:
-            return
         updated = [
             s.model_copy(update={"uses": s.uses + 1, "successes": s.successes + int(success)})
-            for s in (self._parse(i, m) for i, m in zip(got["ids"], got["metadatas"], strict=True))
+            for s in self._get_many(list(dict.fromkeys(ids)))
         ]
-        self._collection.update(ids=[s.id for s in updated], metadatas=[self._metadata(s) for s in updated])
+        if updated:
+            self._collection.update(ids=[s.id for s in updated], metadatas=[metadata(s) for s in updated])
 
     # -- internals -----------------------------------------------------------------------------------
 
-    def _put(self, new: Strategy, old: Strategy, *, reason: str, action: str = "updated") -> None:
+    def _put(self, new: Strategy, old: Strategy, *, reason: str, action: str = "updated", **extra: Any) -> Strategy:
         if (new.title, new.trigger, new.body, new.tool_hints) != (old.title, old.trigger, old.body, old.tool_hints):
             version = max(new.provenance.version, old.provenance.version + 1)
             new = new.model_copy(update={"provenance": new.provenance.model_copy(update={"version": version})})
         new = new.model_copy(update={"provenance": new.provenance.model_copy(update={"updated": now()})})
         changed_text = new.embedding_text() != old.embedding_text()
         self._write(new, self.embedder.embed([new.embedding_text()])[0] if changed_text else None, old)
-        self._history.append(action, new.id, reason=reason, before=old.status, after=new.status)
+        self._history.append(action, new.id, reason=reason, before=old.status, after=new.status, **extra)
+        return new
 
     def _write(self, s: Strategy, vector: np.ndarray | None, old: Strategy | None) -> None:
-        metadata = self._metadata(s)
-        for gone in set(old.tasks if old else ()) - set(s.tasks):
-            metadata[f"task:{gone}"] = None  # Chroma merges metadata on update; None deletes a key
+        meta = metadata(s, old)
         if vector is None:
-            self._collection.update(ids=[s.id], metadatas=[metadata], documents=[s.embedding_text()])
+            self._collection.update(ids=[s.id], metadatas=[meta], documents=[s.embedding_text()])
         else:
             self._collection.upsert(
-                ids=[s.id], embeddings=vector[None, :], metadatas=[metadata], documents=[s.embedding_text()]
+                ids=[s.id], embeddings=vector[None, :], metadatas=[meta], documents=[s.embedding_text()]
             )
 
-    @staticmethod
-    def _metadata(s: Strategy) -> dict[str, Any]:
-        metadata: dict[str, Any] = {
-            "json": s.model_dump_json(),
-            "status": s.status,
-            "kind": s.kind,
-            "tasks": "|" + "|".join(s.tasks) + "|",
-            "version": s.provenance.version,
-        }
-        metadata.update({f"task:{t}": True for t in s.tasks})
-        return metadata
+    def _get_many(self, ids: builtins.list[str]) -> builtins.list[Strategy]:
+        out = []
+        for start in range(0, len(ids), RESTORE_BATCH):  # SQLite caps the variables of one statement
+            got = self._collection.get(ids=ids[start : start + RESTORE_BATCH], include=["metadatas"])
+            out += [self._parse(i, m) for i, m in zip(got["ids"], got["metadatas"], strict=True)]
+        return out
 
     def _parse(self, id: str, metadata: dict[str, Any] | None) -> Strategy:
         try:
@@ -351,48 +382,30 @@ class Library:
                 hint=f"delete it with Library.delete({id!r}) and add the strategy again.",
             ) from e
 
-    @staticmethod
-    def _filter(statuses: tuple[str, ...] | None, kind: str | None, task: str | None) -> Callable[[Strategy], bool]:
-        by_task = _task_filter(task)
-        return lambda s: (statuses is None or s.status in statuses) and (kind is None or s.kind == kind) and by_task(s)
+    def _query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None, vectors: bool = False) -> _Rows:
+        include = ["metadatas", "distances", *(["embeddings"] if vectors else [])]
+        got = self._collection.query(query_embeddings=vector[None, :], n_results=n, where=where, include=include)
+        embeddings = got["embeddings"][0] if vectors else [None] * len(got["ids"][0])
+        return list(zip(got["ids"][0], got["metadatas"][0], got["distances"][0], embeddings, strict=True))
 
-    @staticmethod
-    def _where(statuses: tuple[str, ...] | None, kind: str | None, task: str | None) -> dict[str, Any] | None:
-        clauses: list[dict[str, Any]] = []
-        if statuses is not None:
-            clauses.append({"status": {"$in": list(statuses)}})
-        if kind is not None:
-            clauses.append({"kind": kind})
-        if task is not None:
-            clauses.append({f"task:{task}": True})
-        return None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-    def _query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None) -> builtins.list[Hit]:
-        got = self._collection.query(
-            query_embeddings=vector[None, :], n_results=n, where=where, include=["metadatas", "distances"]
-        )
+    def _hits(self, rows: _Rows) -> builtins.list[Hit]:
         return [
-            Hit(self._parse(i, m), 1.0 - float(d))
-            for i, m, d in zip(got["ids"][0], got["metadatas"][0], got["distances"][0], strict=True)
+            Hit(self._parse(i, m), 1.0 - float(d), None if v is None else np.asarray(v, dtype=np.float32))
+            for i, m, d, v in rows
         ]
 
     def _nearest(
-        self,
-        vector: np.ndarray,
-        k: int,
-        min_score: float,
-        statuses: tuple[str, ...] | None,
-        kind: str | None,
-        task: str | None,
+        self, vector: np.ndarray, k: int, min_score: float, flt: Filter, *, vectors: bool = False
     ) -> builtins.list[Hit]:
-        if k <= 0 or statuses == ():
+        if k <= 0 or flt.empty:
             return []
-        where = self._where(statuses, kind, task)
+        where = flt.where()
         n = k * OVERFETCH if where else k
-        raw = self._query(vector, n, None)  # Chroma returns fewer than n when the collection is smaller
-        keep = self._filter(statuses, kind, task)
-        hits = [h for h in raw if h.score >= min_score and keep(h.strategy)]
+        # Chroma returns fewer than n when the collection is smaller
+        raw = self._query(vector, n, None, *([True] if vectors else []))
+        rows = [r for r in raw if 1.0 - r[2] >= min_score and flt.match_metadata(r[1] or {})]
         # Enough hits, or nothing more to find: everything was fetched, or the rest scores below min_score.
-        if len(hits) >= k or len(raw) < n or raw[-1].score < min_score:
-            return hits[:k]
-        return [h for h in self._query(vector, k, where) if h.score >= min_score]
+        if len(rows) >= k or len(raw) < n or 1.0 - raw[-1][2] < min_score:
+            return self._hits(rows[:k])
+        again = self._query(vector, k, where, *([True] if vectors else []))
+        return self._hits([r for r in again if 1.0 - r[2] >= min_score])
