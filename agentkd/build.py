@@ -41,6 +41,7 @@ class BuildReport:
 def make_parts(settings: Settings, log: RunLog, task: Any = None) -> dict[str, Any]:
     """Teacher, student and library as configured (imported here so `agentkd --help` stays fast)."""
     from agentkd.library import Library
+    from agentkd.library.retrieval import MMRRetriever
     from agentkd.providers import LitellmTransport
     from agentkd.student import Student
     from agentkd.teacher import Teacher
@@ -83,6 +84,9 @@ def make_parts(settings: Settings, log: RunLog, task: Any = None) -> dict[str, A
         seed=settings.seed,
         log=log,
     )
+    # retrieval with a score threshold, MMR diversity and packing counted with the student's own tokenizer
+    student.retriever = MMRRetriever(library, count_tokens=student.llm.count_tokens,
+                                     budget_tokens=settings.strategy_tokens)
     return {"teacher": teacher, "student": student, "library": library}
 
 
