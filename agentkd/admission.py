@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentkd.judge import judge
 from agentkd.schema import Attempt, Scenario, Strategy
+from agentkd.tasks.base import run_attempt
 
 if TYPE_CHECKING:
     from agentkd.nodes import BuildContext
@@ -41,7 +42,7 @@ def siblings(ctx: BuildContext, scenario: Scenario, k: int, iteration: int) -> l
 
 
 def _passes(ctx: BuildContext, sc: Scenario, strategies: list[Strategy] | None) -> bool:
-    attempt = ctx.student.attempt(sc, instructions=ctx.task.instructions, strategies=strategies)
+    attempt = run_attempt(ctx.task, ctx.student, sc, strategies=strategies)
     return judge(ctx.task, sc, attempt).correct
 
 

@@ -187,7 +187,12 @@ def run_build(
     task = load_task(task_name)
     ensure_models(settings, progress)
     log = RunLog(log_path)
+    if getattr(task, "n_ctx", None) and settings.n_ctx < task.n_ctx:  # e.g. tau2's policy + tools need ~8k
+        settings = settings.model_copy(update={"n_ctx": task.n_ctx})
     parts = make_parts(settings, log, task)
+    for role in ("teacher", "customer"):  # sources that need a model (spec scenarios, tau2's customer)
+        if hasattr(task, role) and getattr(task, role) is None:
+            setattr(task, role, parts["teacher"])
     parts["teacher"].scrub = default_scrubber(settings.teacher, scrub)
     ctx = BuildContext(
         teacher=parts["teacher"],

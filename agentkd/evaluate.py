@@ -9,6 +9,7 @@ from agentkd.judge import judge
 from agentkd.schema import Scenario
 from agentkd.student import Student
 from agentkd.tasks import TaskSource
+from agentkd.tasks.base import run_attempt
 
 
 @dataclass
@@ -39,7 +40,7 @@ def run_arm(
     """Evaluate ``student`` on ``scenarios``; without the library it gets no strategies at all."""
     arm = ArmResult(name)
     for sc in scenarios:
-        attempt = student.attempt(sc, instructions=task.instructions, strategies=None if use_library else [])
+        attempt = run_attempt(task, student, sc, strategies=None if use_library else [])
         verdict = judge(task, sc, attempt)
         arm.correct += int(verdict.correct)
         arm.total += 1

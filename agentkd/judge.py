@@ -7,6 +7,7 @@ from typing import Protocol
 
 from agentkd.schema import Attempt, Scenario, StrategyDraft, Verdict
 from agentkd.tasks import TaskSource, extract_number
+from agentkd.tasks.base import AttemptGrader, grade_attempt
 
 
 class RubricGrader(Protocol):
@@ -14,9 +15,10 @@ class RubricGrader(Protocol):
 
 
 def judge(task: TaskSource, scenario: Scenario, attempt: Attempt, rubric: RubricGrader | None = None) -> Verdict:
-    """Grade one attempt: exact/numeric match when the scenario has an answer, else the rubric."""
-    if scenario.answer is not None:
-        return task.check(scenario, attempt.answer)
+    """Grade one attempt: the task's own grader (database end state, AST match...) or exact/numeric match
+    when the scenario has an answer; a teacher rubric only where there is no ground truth."""
+    if isinstance(task, AttemptGrader) or scenario.answer is not None:
+        return grade_attempt(task, scenario, attempt)
     if rubric is None:
         return Verdict(correct=False, score=0.0, reasons="no ground truth and no rubric grader", method="rubric")
     return rubric.grade(scenario, attempt)

@@ -26,6 +26,7 @@ from agentkd.runlog import RunLog
 from agentkd.schema import Attempt, Provenance, Scenario, Strategy, StrategyDraft, Verdict
 from agentkd.student import Student
 from agentkd.tasks import TaskSource
+from agentkd.tasks.base import run_attempt
 from agentkd.teacher import Teacher
 
 T = TypeVar("T")
@@ -145,7 +146,7 @@ class Nodes:
 
     def attempt(self, state: BuildState) -> dict[str, Any]:
         def one(sc: Scenario) -> Attempt:
-            at = self.ctx.student.attempt(sc, instructions=self.ctx.task.instructions)
+            at = run_attempt(self.ctx.task, self.ctx.student, sc)
             self.ctx.progress("attempt", scenario=sc.id)
             return at
 

@@ -26,21 +26,31 @@ class ReasoningGymTask:
     def scenarios(self, split: Split, n: int, seed: int) -> list[Scenario]:
         actual_seed = seed + (HELDOUT_SEED_OFFSET if split == "heldout" else 0)
         data = self._rg.create_dataset(self.name, size=n, seed=actual_seed)
-        return [self._scenario(item, split, actual_seed) for item in data]
+        # gsm_symbolic draws a generator (a problem template) per item: that is the meaningful category.
+        # Its ``source_index`` metadata is only the item's position, so it says nothing about the kind.
+        templates = getattr(data, "task_indices", None)
+        return [
+            self._scenario(data[i], split, actual_seed, f"template-{templates[i]:03d}" if templates else self.name)
+            for i in range(len(data))
+        ]
 
-    def _scenario(self, item: dict[str, Any], split: str, seed: int) -> Scenario:
+    def _scenario(self, item: dict[str, Any], split: str, seed: int, category: str) -> Scenario:
         meta = item.get("metadata", {})
-        category = f"template-{meta['source_index']}" if "source_index" in meta else self.name
         return Scenario(
             id=f"{self.name}-{split}-{short_id(item['question'], str(seed))}",
             task=self.name,
             question=item["question"],
             answer=str(item["answer"]),
             category=category,
-            difficulty=int(meta.get("difficulty", 1) or 1),
+            difficulty=_difficulty(meta.get("difficulty")),
             metadata={"split": split, "seed": seed},
         )
 
     def check(self, scenario: Scenario, answer: str) -> Verdict:
         assert scenario.answer is not None
         return numeric_match(scenario.answer, answer)
+
+
+def _difficulty(value: Any) -> int:
+    """reasoning-gym's difficulty is a number for some datasets and a dict of ranges for others."""
+    return max(1, int(value)) if isinstance(value, int | float) else 1

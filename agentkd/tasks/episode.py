@@ -1,0 +1,204 @@
+"""What a task with its own episode loop needs from the student, and one agent turn with tools.
+
+Tasks never import the student (siblings are passed in): ``StudentLike`` names the few members a
+task's ``run`` uses, which ``agentkd.student.Student`` has. ``agent_turn`` lets the student act until
+it replies in text: each tool call is run and its result appended, as the student's own loop does,
+but on the task's tools and on a conversation the task owns (multi-turn, with a simulated customer).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agentkd.errors import TaskError
+from agentkd.runlog import CallRecord
+from agentkd.schema import Message, Strategy, ToolCallRecord
+from agentkd.tools import ToolBox
+
+
+class ChatReply(Protocol):
+    """One assistant turn (``agentkd.engine.ChatResult`` has these)."""
+
+    @property
+    def message(self) -> dict[str, Any]: ...
+
+    @property
+    def prompt_tokens(self) -> int: ...
+
+    @property
+    def completion_tokens(self) -> int: ...
+
+    @property
+    def seconds(self) -> float: ...
+
+
+class ChatLLM(Protocol):
+    """A chat model with tool calls (``agentkd.engine.LocalLLM``)."""
+
+    def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] = "auto",
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        seed: int | None = None,
+    ) -> ChatReply: ...
+
+
+class StudentLike(Protocol):
+    """The members of ``agentkd.student.Student`` that a task's own episode loop uses."""
+
+    @property
+    def llm(self) -> ChatLLM: ...
+
+    @property
+    def temperature(self) -> float: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def retrieve(self, question: str, task: str | None = None) -> list[tuple[Strategy, float]]: ...
+
+
+class ChatModel(Protocol):
+    """A model that completes a conversation (``agentkd.teacher.Teacher``): the simulated customer."""
+
+    def complete(self, messages: list[Message], *, purpose: str = ..., max_tokens: int = ...) -> dict[str, Any]: ...
+
+
+def choose_strategies(
+    student: StudentLike, query: str, task: str, strategies: Sequence[Strategy] | None
+) -> list[Strategy]:
+    """``strategies`` when given (measuring an entry), else what the student retrieves for ``query``."""
+    if strategies is not None:
+        return list(strategies)
+    return [s for s, _ in student.retrieve(query, task)]
+
+
+@dataclass
+class Turn:
+    """What the student did in one turn: its text reply (if any), its tool calls and why it stopped."""
+
+    text: str = ""
+    calls: list[ToolCallRecord] = field(default_factory=list)
+    completion_tokens: int = 0
+    ended: str = "reply"  # reply | context (the conversation no longer fits the model's window)
+
+
+def _needs(llm: Any, messages: list[Message], tools: list[dict[str, Any]] | None) -> tuple[int, int] | None:
+    """(prompt tokens, context size) when the model can tell; None for models that cannot."""
+    render, count, n_ctx = (getattr(llm, a, None) for a in ("render", "count_tokens", "n_ctx"))
+    if render is None or count is None or not isinstance(n_ctx, int):
+        return None
+    return int(count(render(messages, tools))), n_ctx
+
+
+def _fits(llm: Any, messages: list[Message], tools: list[dict[str, Any]] | None, max_tokens: int) -> bool:
+    """Whether the prompt plus the reply fit the model's context (unknown models are assumed to fit)."""
+    needs = _needs(llm, messages, tools)
+    return needs is None or needs[0] + max_tokens <= needs[1]
+
+
+def require_fit(student: StudentLike, messages: list[Message], tools: ToolBox, what: str) -> None:
+    """Raise ``TaskError`` when even the opening prompt leaves no room for a reply: a setting to change."""
+    needs = _needs(student.llm, messages, tools.specs() or None)
+    if needs is not None and needs[0] + student.max_tokens > needs[1]:
+        want = 1 << (needs[0] + 4 * student.max_tokens).bit_length()
+        raise TaskError(
+            f"{what} needs {needs[0]} prompt tokens before the conversation starts, but the student's context "
+            f"holds {needs[1]}",
+            hint=f"give the student a larger context: n_ctx={want} or more (AGENTKD_N_CTX / --n-ctx)",
+        )
+
+
+def chat(
+    student: StudentLike,
+    messages: list[Message],
+    tools: list[dict[str, Any]] | None,
+    *,
+    purpose: str,
+    max_tokens: int | None = None,
+    tool_choice: str = "auto",
+) -> ChatReply | None:
+    """One student call, logged to the student's run log; None when the conversation is too long."""
+    limit = max_tokens or student.max_tokens
+    if not _fits(student.llm, messages, tools, limit):
+        return None
+    result = student.llm.chat(
+        messages,
+        tools=tools,
+        tool_choice=tool_choice,
+        temperature=student.temperature,
+        max_tokens=limit,
+        seed=student.seed,
+    )
+    log = getattr(student, "log", None)
+    if log is not None:
+        log.record(
+            CallRecord(
+                "student",
+                str(getattr(student, "model_spec", "")),
+                purpose,
+                prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens,
+                seconds=result.seconds,
+            )
+        )
+    return result
+
+
+def agent_turn(
+    student: StudentLike,
+    messages: list[Message],
+    tools: ToolBox,
+    *,
+    max_steps: int,
+    purpose: str = "episode",
+    max_tokens: int | None = None,
+) -> Turn:
+    """Let the student call tools until it writes a reply (the last step offers no tools).
+
+    ``messages`` is extended in place with the assistant's messages and the tool results.
+    """
+    turn = Turn()
+    specs = tools.specs() or None
+    for step in range(max_steps):
+        offered = None if step == max_steps - 1 else specs
+        result = chat(student, messages, offered, purpose=purpose, max_tokens=max_tokens)
+        if result is None:
+            turn.ended = "context"
+            return turn
+        turn.completion_tokens += result.completion_tokens
+        message = result.message
+        messages.append(message)
+        calls = message.get("tool_calls") or []
+        if not calls:
+            turn.text = str(message.get("content") or "")
+            return turn
+        for call in calls:
+            fn = call["function"]
+            args = json.loads(fn["arguments"]) if isinstance(fn["arguments"], str) else dict(fn["arguments"])
+            out = tools.run(fn["name"], args)
+            turn.calls.append(ToolCallRecord(name=fn["name"], arguments=args, result=out.output, error=out.error))
+            messages.append({"role": "tool", "tool_call_id": call.get("id"), "name": fn["name"], "content": out.output})
+    return turn
+
+
+class Stopwatch:
+    """Seconds since creation (for ``Attempt.seconds``)."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.t0
