@@ -93,7 +93,7 @@ def make_parts(settings: Settings, log: RunLog, task: Any = None) -> dict[str, A
 def load_task(name: str) -> Any:
     """A task by name, or any adapter class given as ``module.path:ClassName`` (instantiated without arguments)."""
     module, _, attr = name.partition(":")
-    if attr and module not in {"tau2", "bfcl", "spec"}:
+    if attr and module not in {"tau2", "bfcl", "spec", "jsonl"}:
         import importlib
 
         try:
