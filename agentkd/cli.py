@@ -10,6 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from agentkd import models
+from agentkd.cli_eval import eval_command
+from agentkd.cli_library import library_app
+from agentkd.cli_sft import export_sft
 from agentkd.config import get_settings
 from agentkd.errors import AgentKDError, ConfigError
 
@@ -26,6 +29,9 @@ models_app = typer.Typer(
     help="Local GGUF models: list the catalog, pull (assemble and verify) a model.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
+app.add_typer(library_app, name="library")
+app.command("export-sft")(export_sft)
+app.command("eval")(eval_command)
 
 Teacher = Annotated[
     str | None,
@@ -176,6 +182,12 @@ def ask(
     with console.status("thinking…"):
         answer = stu.ask(question, task=task, instructions=instructions)
     print_answer(console, answer)
+
+
+from agentkd.cli_chat import chat_command, serve_command  # noqa: E402
+
+app.command("chat")(chat_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:

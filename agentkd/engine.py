@@ -7,130 +7,132 @@ Design notes
   opens ``<tool_call>``; from there the JSON is sampled under a grammar built from the offered tools'
   schemas, so a tool call always parses and always names an offered tool. A forced ``tool_choice``
   starts in the grammar at once.
-- ``Llama.generate`` keeps the KV cache of the longest common token prefix, so a system prompt and
-  packed strategies shared with the previous call are not evaluated again.
-- This module needs only llama-cpp-python (and its jinja2), so edge devices can use it alone.
+- Grammar-constrained tokens are sampled *grammar-last*, as llama.cpp's own ``common_sampler`` does:
+  the sampler chain picks a token from the raw logits, the grammar checks only that one token, and
+  the whole vocabulary is masked only when it is rejected. llama-cpp-python's chain masks all
+  ~150k tokens of Qwen's vocabulary on every step (about 12 ms a token); the check costs
+  microseconds. Greedy output is identical (the argmax, when allowed, is the masked argmax).
+- We run the token loop ourselves (eval, sample, eval) so that the KV cache of the longest token
+  prefix shared with the previous call is kept: a system prompt and packed strategies shared with
+  the previous call are not evaluated again. ``ChatResult.cached_tokens`` says how many were reused.
+- This module needs only llama-cpp-python (with its numpy and jinja2), so edge devices can use it alone.
 """
 
 from __future__ import annotations
 
 import codecs
-import contextlib
+import ctypes
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import llama_cpp
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+import numpy as np
 
-TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"
-
-_TOOL_PREAMBLE = (
-    "# Tools\n\nYou may call one of these functions. Signatures:\n<tools>\n{tools}\n</tools>\n\n"
-    'To call one, reply with\n<tool_call>\n{{"name": <function-name>, "arguments": <args-json-object>}}\n'
-    "</tool_call>"
+from agentkd.chatformat import (
+    TOOL_CLOSE,
+    TOOL_OPEN,
+    CallStats,
+    ChatResult,
+    ChatTemplate,
+    json_value_done,
+    parse_loose_tool_call,
+    tool_call_schema,
+    tool_name,
 )
+from agentkd.errors import ConfigError
+
+__all__ = ["TOOL_CLOSE", "TOOL_OPEN", "ChatResult", "ContextOverflowError", "LocalLLM", "close_all",
+           "parse_loose_tool_call", "shared", "tool_call_schema"]  # fmt: skip
 
 
-@dataclass
-class ChatResult:
-    """One assistant turn. ``message`` is OpenAI-shaped (role, content, tool_calls)."""
-
-    message: dict[str, Any]
-    finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
-    seconds: float
-    cached_tokens: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def content(self) -> str:
-        return str(self.message.get("content") or "")
-
-    @property
-    def tool_calls(self) -> list[dict[str, Any]]:
-        return list(self.message.get("tool_calls") or [])
+class ContextOverflowError(ConfigError):
+    """A prompt does not fit the model's context window."""
 
 
-def tool_call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
-    """JSON schema of one tool call ``{"name": ..., "arguments": {...}}`` over the offered tools."""
-    options = []
-    for t in tools:
-        fn = t.get("function", t)
-        params = fn.get("parameters") or {"type": "object", "properties": {}}
-        options.append(
-            {
-                "type": "object",
-                "properties": {"name": {"const": fn["name"]}, "arguments": params},
-                "required": ["name", "arguments"],
-            }
+class _Sampler:
+    """One generation's sampling: llama.cpp's chain (top-k, top-p, min-p, temperature) and a grammar checked last.
+
+    A token the grammar rejects is sampled again from the ``shortlist`` highest logits that it allows, and
+    only if it allows none of them from the whole vocabulary. Greedy output is still exactly the masked
+    argmax: the best allowed token among the highest logits is the best allowed token of all.
+    """
+
+    shortlist = 128
+
+    def __init__(self, llm: llama_cpp.Llama, temperature: float, grammar: llama_cpp.LlamaGrammar | None) -> None:
+        self._llm = llm
+        self.chain = llm._init_sampler(temp=temperature, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0)
+        self.grammar: Any = None
+        self.rejections = 0
+        if grammar is None:
+            return
+        self.grammar = llama_cpp.llama_sampler_init_grammar(
+            llm._model.vocab, grammar._grammar.encode(), grammar._root.encode()
         )
-    return options[0] if len(options) == 1 else {"anyOf": options}
+        if not self.grammar:
+            raise ValueError(f"llama.cpp could not parse the grammar:\n{grammar._grammar}")
+        self._n = llm.n_vocab()
+        self._ids = np.arange(self._n, dtype=np.int32)
+        self._data = (llama_cpp.llama_token_data * self._n)()
+        self._view = np.ctypeslib.as_array(self._data)
+        self._one = (llama_cpp.llama_token_data * 1)()
 
+    def sample(self) -> int:
+        if self.grammar is None:
+            return int(self.chain.sample(self._llm._ctx, -1))
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1), shape=(self._n,))
+        token = self._pick(logits, self._ids)
+        if not self._allowed(token, float(logits[token])):
+            self.rejections += 1
+            short = min(self.shortlist, self._n)
+            token = self._pick(logits, np.argpartition(logits, -short)[-short:], masked=True) if short else -1
+            if token < 0:
+                token = self._pick(logits, self._ids, masked=True)
+        llama_cpp.llama_sampler_accept(self.grammar, token)
+        self.chain.accept(token)
+        return token
 
-def _as_template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Templates expect tool-call arguments as objects, OpenAI sends them as JSON strings."""
-    out = []
-    for m in messages:
-        m = dict(m)
-        if m.get("tool_calls"):
-            calls = []
-            for c in m["tool_calls"]:
-                fn = dict(c.get("function", c))
-                if isinstance(fn.get("arguments"), str):
-                    with contextlib.suppress(json.JSONDecodeError):
-                        fn["arguments"] = json.loads(fn["arguments"])
-                calls.append({"type": "function", "id": c.get("id"), "function": fn})
-            m["tool_calls"] = calls
-        if m.get("content") is None:
-            m["content"] = ""
-        out.append(m)
-    return out
+    def _pick(self, logits: np.ndarray, ids: np.ndarray, *, masked: bool = False) -> int:
+        """Run the chain (after the grammar, when ``masked``) over the tokens ``ids``; -1 if the grammar allows none."""
+        view = self._view[: len(ids)]
+        view["id"] = ids  # the chain sorts the array in place: fill it afresh each time
+        view["logit"] = logits[ids]
+        view["p"] = 0.0
+        arr = llama_cpp.llama_token_data_array(
+            data=ctypes.cast(self._data, llama_cpp.llama_token_data_p), size=len(ids), selected=-1, sorted=False
+        )
+        if masked:
+            llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(arr))
+            if not np.isfinite(view["logit"]).any():
+                return -1
+        llama_cpp.llama_sampler_apply(self.chain.sampler, ctypes.byref(arr))
+        return int(self._data[arr.selected].id)
 
+    def _allowed(self, token: int, logit: float) -> bool:
+        self._one[0] = llama_cpp.llama_token_data(token, logit, 0.0)
+        arr = llama_cpp.llama_token_data_array(
+            data=ctypes.cast(self._one, llama_cpp.llama_token_data_p), size=1, selected=-1, sorted=False
+        )
+        llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(arr))
+        return bool(np.isfinite(self._one[0].logit))
 
-def _inline_tool_turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For templates that know no tools: tool calls become text in the assistant's turn, results a user turn."""
-    out = []
-    for m in messages:
-        if m.get("tool_calls"):
-            calls = "\n".join(
-                f"{TOOL_OPEN}\n{json.dumps({'name': c['function']['name'], 'arguments': c['function']['arguments']})}"
-                f"\n{TOOL_CLOSE}"
-                for c in m["tool_calls"]
-            )
-            out.append({"role": "assistant", "content": f"{m.get('content') or ''}\n{calls}".strip()})
-        elif m["role"] == "tool":
-            out.append({"role": "user", "content": f"<tool_response>\n{m.get('content') or ''}\n</tool_response>"})
-        else:
-            out.append(m)
-    return out
-
-
-_JSON_BLOCK = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.S)
-
-
-def parse_loose_tool_call(text: str, names: set[str]) -> dict[str, Any] | None:
-    """Recover a tool call the model wrote as a JSON block instead of ``<tool_call>`` (best effort)."""
-    for candidate in [*_JSON_BLOCK.findall(text), text.strip()]:
-        try:
-            obj = json.loads(candidate)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(obj, dict) and obj.get("name") in names and isinstance(obj.get("arguments"), dict):
-            return obj
-    return None
+    def close(self) -> None:
+        self.chain.close()
+        if self.grammar is not None:
+            llama_cpp.llama_sampler_free(self.grammar)
+            self.grammar = None
 
 
 class LocalLLM:
-    """A GGUF model loaded in-process. Calls are serialized with a lock: one model, one KV cache."""
+    """A GGUF model loaded in-process. Calls are serialized with a lock: one model, one KV cache.
+
+    ``chat_stream`` is a generator that holds the lock while it runs: consume it in one thread.
+    """
 
     def __init__(
         self,
@@ -143,7 +145,6 @@ class LocalLLM:
     ) -> None:
         self.path = Path(path)
         self.seed = seed
-        self._generated = 0
         self.lock = threading.RLock()
         self._llm = llama_cpp.Llama(
             model_path=str(self.path),
@@ -155,13 +156,11 @@ class LocalLLM:
         )
         meta = self._llm.metadata
         self.name = meta.get("general.name", self.path.stem)
-        source = meta.get("tokenizer.chat_template") or _CHATML
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, undefined=jinja2.Undefined)
-        env.filters["tojson"] = lambda v, indent=None: json.dumps(v, ensure_ascii=False, indent=indent)
-        self._template = env.from_string(source)
-        self._template_has_tools = "tools" in source
-        self._bos = self._token_text(self._llm.token_bos())
-        self._eos = self._token_text(self._llm.token_eos())
+        self.template = ChatTemplate(
+            meta.get("tokenizer.chat_template"),
+            bos=self._token_text(self._llm.token_bos()),
+            eos=self._token_text(self._llm.token_eos()),
+        )
 
     # -- tokens -------------------------------------------------------------------------------
     def _token_text(self, token: int) -> str:
@@ -181,24 +180,57 @@ class LocalLLM:
 
     # -- prompts ------------------------------------------------------------------------------
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
-        msgs = _as_template_messages(messages)
-        if not self._template_has_tools:
-            msgs = _inline_tool_turns(msgs)
-        if tools and not self._template_has_tools:
-            preamble = _TOOL_PREAMBLE.format(tools="\n".join(json.dumps(t) for t in tools))
-            if msgs and msgs[0]["role"] == "system":
-                msgs[0] = {**msgs[0], "content": f"{msgs[0]['content']}\n\n{preamble}"}
-            else:
-                msgs.insert(0, {"role": "system", "content": preamble})
-            tools = None
-        return self._template.render(
-            messages=msgs, tools=tools, add_generation_prompt=True, bos_token=self._bos, eos_token=self._eos
-        )
+        return self.template.render(messages, tools)
 
-    # -- generation ---------------------------------------------------------------------------
+    # -- the token loop -----------------------------------------------------------------------
+    def _prefill(self, tokens: list[int]) -> int:
+        """Evaluate ``tokens``, keeping the KV cache of the prefix shared with what was evaluated before."""
+        llm = self._llm
+        if len(tokens) >= self.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt is {len(tokens)} tokens but the context window is {self.n_ctx}.",
+                hint="start a new conversation, lower strategy_tokens, or raise n_ctx (env AGENTKD_N_CTX).",
+            )
+        common = 0
+        for a, b in zip(llm._input_ids[: llm.n_tokens], tokens, strict=False):
+            if a != b:
+                break
+            common += 1
+        reuse = min(common, len(tokens) - 1)  # evaluate at least one token: its logits are sampled next
+        if reuse > 0 and llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
+            llm.n_tokens = reuse
+        else:
+            llm.reset()
+            reuse = 0
+        llm.eval(tokens[reuse:])
+        return reuse
+
+    def _tokens(
+        self, prompt: list[int], stats: CallStats, temperature: float, grammar: llama_cpp.LlamaGrammar | None
+    ) -> Iterator[int]:
+        t0 = time.perf_counter()
+        cached = self._prefill(prompt)
+        stats.prefill += time.perf_counter() - t0
+        if stats.cached is None:
+            stats.cached = cached
+        sampler = _Sampler(self._llm, temperature, grammar)
+        try:
+            while True:
+                token = sampler.sample()
+                if stats.first_token is None:
+                    stats.first_token = time.perf_counter()
+                yield token
+                if self._llm.n_tokens + 1 >= self.n_ctx:
+                    return
+                self._llm.eval([token])
+        finally:
+            stats.rejections += sampler.rejections
+            sampler.close()
+
     def _stream_tokens(
         self,
         tokens: list[int],
+        stats: CallStats,
         *,
         temperature: float,
         max_tokens: int,
@@ -208,23 +240,19 @@ class LocalLLM:
         """Yield (text delta, finish reason or None); the last item carries the finish reason."""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         text, pending = "", ""
-        self._generated = 0
         hold = max((len(s) for s in stop), default=0)
         vocab = self._llm._model.vocab
-        stream = self._llm.generate(
-            tokens, temp=temperature, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0, grammar=grammar, reset=True
-        )
-        for n, token in enumerate(stream, start=1):
+        for n, token in enumerate(self._tokens(tokens, stats, temperature, grammar), start=1):
             if llama_cpp.llama_token_is_eog(vocab, token):
                 yield pending, "stop"
                 return
-            self._generated = n
+            stats.generated += 1
             pending += decoder.decode(self._llm.detokenize([token]))
             for s in stop:
                 if s in pending:
                     yield pending[: pending.index(s)], f"stop:{s}"
                     return
-            if grammar is not None and _grammar_done(text + pending):
+            if grammar is not None and json_value_done(text + pending):
                 yield pending, "grammar"
                 return
             if n >= max_tokens:
@@ -235,8 +263,9 @@ class LocalLLM:
                 text += pending[:cut]
                 yield pending[:cut], None
                 pending = pending[cut:]
-        yield pending, "stop"
+        yield pending, "length"  # the context window is full
 
+    # -- chat ---------------------------------------------------------------------------------
     def stream(
         self,
         messages: list[dict[str, Any]],
@@ -247,12 +276,9 @@ class LocalLLM:
         stop: tuple[str, ...] = (),
     ) -> Iterator[str]:
         """Stream the text of a plain reply (no tools)."""
-        with self.lock:
-            self._llm.set_seed(self.seed if seed is None else seed)
-            prompt = self.tokenize(self.render(messages))
-            for delta, _ in self._stream_tokens(prompt, temperature=temperature, max_tokens=max_tokens, stop=stop):
-                if delta:
-                    yield delta
+        for item in self.chat_stream(messages, temperature=temperature, max_tokens=max_tokens, seed=seed, stop=stop):
+            if isinstance(item, str):
+                yield item
 
     def chat(
         self,
@@ -265,86 +291,109 @@ class LocalLLM:
         seed: int | None = None,
         json_schema: dict[str, Any] | None = None,
         stop: tuple[str, ...] = (),
+        prefix: str = "",
     ) -> ChatResult:
-        """One assistant turn; with ``tools``, at most one grammar-constrained tool call."""
-        t0 = time.perf_counter()
-        offered = list(tools or [])
-        if isinstance(tool_choice, dict):
-            name = tool_choice.get("function", {}).get("name")
-            offered = [t for t in offered if t.get("function", t).get("name") == name] or offered
-        if tool_choice == "none":
-            offered = []
+        """One assistant turn; with ``tools``, at most one grammar-constrained tool call.
+
+        ``prefix`` is prefilled as the start of the assistant's reply and is part of its content.
+        """
+        result = None
+        for item in self.chat_stream(
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+            json_schema=json_schema,
+            stop=stop,
+            prefix=prefix,
+        ):
+            if isinstance(item, ChatResult):
+                result = item
+        assert result is not None
+        return result
+
+    def chat_stream(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] = "auto",
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        seed: int | None = None,
+        json_schema: dict[str, Any] | None = None,
+        stop: tuple[str, ...] = (),
+        prefix: str = "",
+    ) -> Iterator[str | ChatResult]:
+        """Like ``chat``, yielding the reply's text deltas as they are sampled, then the ``ChatResult``.
+
+        A tool call's JSON is not streamed: it arrives whole in the result.
+        """
+        stats = CallStats()
+        offered = _offered(tools, tool_choice)
+        forced = bool(offered) and tool_choice != "auto"
         with self.lock:
             self._llm.set_seed(self.seed if seed is None else seed)
-            prompt_text = self.render(messages, offered or None)
+            shown = list(tools or []) if tool_choice == "none" else offered  # "none": seen, not callable
+            prompt_text = self.render(messages, shown or None) + prefix
             prompt = self.tokenize(prompt_text)
-            cached = self._cached_prefix(prompt)
-            forced = bool(offered) and tool_choice != "auto"
-            content, finish, used = "", "stop", 0
-            if json_schema is not None:
-                grammar = llama_cpp.LlamaGrammar.from_json_schema(json.dumps(json_schema), verbose=False)
-                content, finish, used = self._run(prompt, temperature, max_tokens, grammar=grammar)
-            elif not forced:
-                triggers = (TOOL_OPEN,) if offered else ()
-                content, finish, used = self._run(prompt, temperature, max_tokens, stop=stop + triggers)
+            if prefix:
+                yield prefix
+            parts: list[str] = []
+            finish = "stop"
+            if json_schema is not None or not forced:
+                grammar = _grammar(json_schema) if json_schema is not None else None
+                triggers = (TOOL_OPEN,) if offered and grammar is None else ()
+                for delta, reason in self._stream_tokens(
+                    prompt, stats, temperature=temperature, max_tokens=max_tokens, grammar=grammar,
+                    stop=stop + triggers,
+                ):  # fmt: skip
+                    if delta:
+                        parts.append(delta)
+                        yield delta
+                    finish = reason or finish
+            content = "".join(parts)
             call = None
             if offered and (forced or finish == f"stop:{TOOL_OPEN}"):
                 head = prompt + self.tokenize(content + TOOL_OPEN + "\n")
-                grammar = llama_cpp.LlamaGrammar.from_json_schema(json.dumps(tool_call_schema(offered)), verbose=False)
-                raw, finish, n = self._run(head, temperature, max_tokens, grammar=grammar)
-                used += n
+                raw_parts = []
+                budget = max(max_tokens - stats.generated, 1)
+                for delta, reason in self._stream_tokens(
+                    head, stats, temperature=temperature, max_tokens=budget, grammar=_grammar(tool_call_schema(offered))
+                ):
+                    raw_parts.append(delta)
+                    finish = reason or finish
+                raw = "".join(raw_parts)
                 try:
                     call = json.loads(raw, strict=False)
                 except json.JSONDecodeError:  # cut off by max_tokens: the model's mistake, reported as text
                     content, finish = f"{content}{TOOL_OPEN}{raw}", "length"
             elif offered:
-                call = parse_loose_tool_call(content, {t.get("function", t)["name"] for t in offered})
+                call = parse_loose_tool_call(content, {tool_name(t) for t in offered})
                 content = "" if call else content
-            finish = finish.split(":")[0] if finish != "grammar" else "stop"
-        message: dict[str, Any] = {"role": "assistant", "content": content.strip() or None}
+        end = time.perf_counter()
+        finish = finish.split(":")[0] if finish != "grammar" else "stop"
+        message: dict[str, Any] = {"role": "assistant", "content": (prefix + content).strip() or None}
         if call is not None:
             message["tool_calls"] = [
                 {
-                    "id": f"call_{abs(hash((prompt_text, used))) % 10**10}",
+                    "id": f"call_{abs(hash((prompt_text, stats.generated, end))) % 10**10}",
                     "type": "function",
                     "function": {"name": call["name"], "arguments": json.dumps(call["arguments"], ensure_ascii=False)},
                 }
             ]
             finish = "tool_calls"
-        return ChatResult(
+        yield ChatResult(
             message=message,
             finish_reason=finish,
             prompt_tokens=len(prompt),
-            completion_tokens=used,
-            seconds=time.perf_counter() - t0,
-            cached_tokens=cached,
+            completion_tokens=stats.generated,
+            seconds=end - stats.start,
+            cached_tokens=stats.cached or 0,
+            timings=stats.timings(end),
         )
-
-    def _run(
-        self,
-        tokens: list[int],
-        temperature: float,
-        max_tokens: int,
-        grammar: llama_cpp.LlamaGrammar | None = None,
-        stop: tuple[str, ...] = (),
-    ) -> tuple[str, str, int]:
-        parts, finish = [], "stop"
-        for delta, reason in self._stream_tokens(
-            tokens, temperature=temperature, max_tokens=max_tokens, grammar=grammar, stop=stop
-        ):
-            parts.append(delta)
-            if reason:
-                finish = reason
-        return "".join(parts), finish, self._generated
-
-    def _cached_prefix(self, tokens: list[int]) -> int:
-        cached = self._llm._input_ids[: self._llm.n_tokens]
-        n = 0
-        for a, b in zip(cached, tokens, strict=False):
-            if a != b:
-                break
-            n += 1
-        return n
 
     def reset(self) -> None:
         """Forget the KV cache. Seeded sampling (temperature > 0) repeats exactly only from the same cache
@@ -365,31 +414,20 @@ class LocalLLM:
         self.close()
 
 
-def _grammar_done(text: str) -> bool:
-    """A grammar-constrained JSON value is complete when its braces balance (strings respected)."""
-    depth, in_str, esc, started = 0, False, False, False
-    for ch in text:
-        if in_str:
-            esc = (ch == "\\") and not esc
-            if ch == '"' and not esc:
-                in_str = False
-            continue
-        if ch == '"':
-            in_str = True
-        elif ch in "{[":
-            depth += 1
-            started = True
-        elif ch in "}]":
-            depth -= 1
-            if started and depth == 0:
-                return True
-    return False
+def _offered(tools: list[dict[str, Any]] | None, tool_choice: str | dict[str, Any]) -> list[dict[str, Any]]:
+    """The tools the model may call under ``tool_choice`` (a named choice narrows them to one)."""
+    if tool_choice == "none":
+        return []
+    offered = list(tools or [])
+    if isinstance(tool_choice, dict):
+        name = tool_choice.get("function", {}).get("name")
+        offered = [t for t in offered if tool_name(t) == name] or offered
+    return offered
 
 
-_CHATML = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+def _grammar(schema: dict[str, Any]) -> llama_cpp.LlamaGrammar:
+    return llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+
 
 _POOL: dict[tuple[str, int], LocalLLM] = {}
 _POOL_LOCK = threading.Lock()

@@ -1,4 +1,9 @@
-"""Held-out evaluation: the same items, the same seed, the student with and without its library."""
+"""Held-out evaluation: the same items, the same seed, the student with and without its library.
+
+``run_arm`` is the build's quick before/after; ``agentkd.eval`` is the full harness (more arms,
+bootstrap intervals, reports, transcripts). Both attempt and grade items the same way: the task's own
+episode when it has one (``run_attempt``) and its own grading (``grade``).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from agentkd.judge import judge
-from agentkd.schema import Scenario
+from agentkd.schema import Attempt, Scenario, Verdict
 from agentkd.student import Student
-from agentkd.tasks import TaskSource
-from agentkd.tasks.base import run_attempt
+from agentkd.tasks import AttemptGrader, TaskSource, grade_attempt, run_attempt
 
 
 @dataclass
@@ -21,11 +25,23 @@ class ArmResult:
     total: int = 0
     seconds: float = 0.0
     completion_tokens: int = 0
+    score: float = 0.0  # sum of the verdicts' scores (partial credit, e.g. tau2's action-level score)
     items: list[dict[str, object]] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float:
         return self.correct / self.total if self.total else 0.0
+
+    @property
+    def mean_score(self) -> float:
+        return self.score / self.total if self.total else 0.0
+
+
+def grade(task: TaskSource, scenario: Scenario, attempt: Attempt) -> Verdict:
+    """Ground truth (the task's own grading); a scenario without an answer goes to the judge."""
+    if isinstance(task, AttemptGrader) or scenario.answer is not None:
+        return grade_attempt(task, scenario, attempt)
+    return judge(task, scenario, attempt)
 
 
 def run_arm(
@@ -41,8 +57,9 @@ def run_arm(
     arm = ArmResult(name)
     for sc in scenarios:
         attempt = run_attempt(task, student, sc, strategies=None if use_library else [])
-        verdict = judge(task, sc, attempt)
+        verdict = grade(task, sc, attempt)
         arm.correct += int(verdict.correct)
+        arm.score += verdict.score
         arm.total += 1
         arm.seconds += attempt.seconds
         arm.completion_tokens += attempt.completion_tokens
@@ -50,6 +67,7 @@ def run_arm(
             {
                 "id": sc.id,
                 "correct": verdict.correct,
+                "score": verdict.score,
                 "expected": sc.answer,
                 "answer": attempt.answer[-200:],
                 "strategies": attempt.strategy_ids,

@@ -1,52 +1,49 @@
 """The student: a small local model that answers with tools and the strategies it retrieves.
 
-retrieve → pack strategies into a token budget → generate (tool calls grammar-constrained) → run the
-tool → feed back the result → final answer, with a step limit. A tool that fails becomes a message
-the model can read; only our own bugs raise.
+retrieve → pack strategies into a token budget → run the agent loop (``agentkd.agent``). The prompt
+puts everything stable first, so llama.cpp's KV cache serves it again on the next turn or question:
+
+    system: intro + tool names (+ the caller's system message)   ← the same on every call
+    [the chat template's tool block]                              ← the same on every call
+    system: packed strategies, ordered by id                      ← the same when the same entries come back
+    the conversation                                              ← question-specific
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 from agentkd import engine, models
+from agentkd.agent import (
+    CODE_CLOSE,
+    CODE_OPEN,
+    DEFAULT_SAFE_TOOLS,
+    AgentLoop,
+    Answer,
+    Done,
+    Event,
+    StrategiesRetrieved,
+    code_tool,
+    extract_code,
+    relay,
+)
 from agentkd.prompts import render
-from agentkd.runlog import CallRecord, RunLog
-from agentkd.schema import Attempt, Message, Scenario, Strategy, ToolCallRecord
+from agentkd.runlog import RunLog
+from agentkd.schema import Attempt, Message, Scenario, Strategy
 from agentkd.tools import ToolBox, default_tools
 
-CODE_OPEN, CODE_CLOSE = "```python", "\n```\n"
-_CODE = re.compile(r"```(?:python|py)\n(.*?)(?:```|$)", re.S)
-
-
-def extract_code(text: str) -> str | None:
-    """The program in the first ```python block of a reply (closed or cut at the stop string)."""
-    m = _CODE.search(text)
-    return m.group(1).strip() if m and m.group(1).strip() else None
+__all__ = ["CODE_CLOSE", "CODE_OPEN", "Answer", "Event", "Retriever", "Student", "extract_code", "first_thought",
+           "pack"]  # fmt: skip
 
 
 class Retriever(Protocol):
     """Anything that finds strategies for a question (the Chroma library, an edge bundle...)."""
 
     def search(self, query: str, *, k: int = 3, task: str | None = None) -> Sequence[Any]: ...
-
-
-@dataclass
-class Answer:
-    """The student's reply, with what it used to get there."""
-
-    text: str
-    strategies: list[tuple[Strategy, float]] = field(default_factory=list)
-    tool_calls: list[ToolCallRecord] = field(default_factory=list)
-    transcript: list[Message] = field(default_factory=list)
-    completion_tokens: int = 0
-    seconds: float = 0.0
 
 
 def pack(strategies: Sequence[Strategy], budget_tokens: int, count_tokens: Any) -> list[Strategy]:
@@ -64,8 +61,37 @@ def pack(strategies: Sequence[Strategy], budget_tokens: int, count_tokens: Any) 
     return sorted(chosen, key=lambda s: s.id)
 
 
+def reuse_first(strategies: Sequence[Strategy], previous: Sequence[str]) -> list[Strategy]:
+    """Order ``strategies`` so the longest run of the previous prompt's entries comes first, the rest by id."""
+    by_id = {s.id: s for s in strategies}
+    head = []
+    for sid in previous:
+        if sid not in by_id:
+            break
+        head.append(by_id.pop(sid))
+    return head + sorted(by_id.values(), key=lambda s: s.id)
+
+
+_STEP = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")
+
+
+def first_thought(strategy: Strategy, limit: int = 200) -> str:
+    """A short opening for the reply: the entry's first step, e.g. ``"Plan: Name each quantity.\\n"``."""
+    line = next((ln for ln in strategy.body.splitlines() if ln.strip()), "")
+    step = _STEP.sub("", re.split(r"\s(?=\d+[.)]\s)", line.strip())[0])
+    step = re.split(r"(?<=[.!?])\s", step)[0].strip()[:limit]
+    return f"Plan: {step}\n" if step else ""
+
+
 class Student:
-    """A GGUF model answering with tools and retrieved strategies."""
+    """A GGUF model answering with tools and retrieved strategies.
+
+    ``samples > 1`` turns on self-consistent action generation (candidates sampled at
+    ``sample_temperature``; only ``safe_tools`` are run to compare results). ``first_thought`` prefills
+    the first reply with the top strategy's first step. ``reuse_order`` orders packed entries to reuse
+    the most of the previous prompt's KV cache (faster, but an answer then depends on the question
+    before it; the default id order depends only on the entries).
+    """
 
     def __init__(
         self,
@@ -82,31 +108,69 @@ class Student:
         max_steps: int = 4,
         max_tokens: int = 400,
         log: RunLog | None = None,
+        samples: int = 1,
+        sample_temperature: float = 0.7,
+        safe_tools: Collection[str] = DEFAULT_SAFE_TOOLS,
+        first_thought: bool = False,
+        reuse_order: bool = False,
     ) -> None:
         self.model_spec = str(model)
         self.llm = engine.shared(models.resolve(str(model)), n_ctx=n_ctx, n_threads=n_threads, seed=seed)
         self.tools = tools if tools is not None else default_tools()
         self.retriever, self.k, self.strategy_tokens = retriever, k, strategy_tokens
         self.temperature, self.seed, self.max_steps, self.max_tokens = temperature, seed, max_steps, max_tokens
+        self.samples, self.sample_temperature, self.safe_tools = samples, sample_temperature, safe_tools
+        self.first_thought, self.reuse_order = first_thought, reuse_order
         self.log = log or RunLog()
+        self._previous_ids: list[str] = []
 
+    # -- retrieval and prompt -------------------------------------------------------------------
     def retrieve(self, question: str, task: str | None = None) -> list[tuple[Strategy, float]]:
+        """The packed strategies with their scores, in prompt order."""
         if self.retriever is None:
             return []
         hits = self.retriever.search(question, k=self.k, task=task)
-        scored = [(h.strategy, float(h.score)) for h in hits]
-        kept = {s.id for s in pack([s for s, _ in scored], self.strategy_tokens, self.llm.count_tokens)}
-        return [(s, score) for s, score in scored if s.id in kept]
+        scored = {h.strategy.id: (h.strategy, float(h.score)) for h in hits}
+        kept = pack([s for s, _ in scored.values()], self.strategy_tokens, self.llm.count_tokens)
+        return [scored[s.id] for s in kept]
+
+    def _order(self, chosen: list[tuple[Strategy, float]]) -> list[tuple[Strategy, float]]:
+        scores = {s.id: score for s, score in chosen}
+        strategies = [s for s, _ in chosen]
+        if self.reuse_order:
+            ordered = reuse_first(strategies, self._previous_ids)
+        else:
+            ordered = sorted(strategies, key=lambda s: s.id)
+        self._previous_ids[:] = [s.id for s in ordered]  # in place: per-request copies (the server) share it
+        return [(s, scores[s.id]) for s in ordered]
+
+    def head(
+        self, strategies: Sequence[Strategy], *, system: str = "", tool_names: Sequence[str] | None = None
+    ) -> list[Message]:
+        """The stable start of every prompt: intro and tools, then the strategies (nothing question-specific)."""
+        names = [t["function"]["name"] for t in self.tools.specs()] if tool_names is None else list(tool_names)
+        out: list[Message] = [{"role": "system", "content": render("student_system.md", tool_names=names,
+                                                                   system=system)}]  # fmt: skip
+        if strategies:
+            text = render("student_strategies.md", strategies=[s.render() for s in strategies])
+            out.append({"role": "system", "content": text})
+        return out
 
     def system_prompt(self, strategies: Sequence[Strategy]) -> str:
-        """Tools and packed strategies; nothing question-specific, so the KV cache can reuse it."""
-        ordered = sorted(strategies, key=lambda s: s.id)
-        return render(
-            "student_system.md",
-            tool_names=[t["function"]["name"] for t in self.tools.specs()],
-            strategies=[s.render() for s in ordered],
-        )
+        """The system text the model sees (both system messages of ``head``), for display and token counts."""
+        return "\n\n".join(m["content"] for m in self.head(sorted(strategies, key=lambda s: s.id)))
 
+    def _question(self, text: str, instructions: str) -> str:
+        return render("student_question.md", question=text, code_tool=code_tool(self.tools), instructions=instructions)
+
+    def _loop(self) -> AgentLoop:
+        return AgentLoop(
+            self.llm, self.tools, max_steps=self.max_steps, max_tokens=self.max_tokens, temperature=self.temperature,
+            seed=self.seed, samples=self.samples, sample_temperature=self.sample_temperature,
+            safe_tools=self.safe_tools, log=self.log, model_spec=self.model_spec,
+        )  # fmt: skip
+
+    # -- answering ------------------------------------------------------------------------------
     def ask(
         self,
         question: str,
@@ -116,91 +180,73 @@ class Student:
         strategies: Sequence[Strategy] | None = None,
     ) -> Answer:
         """Answer one question. ``strategies`` overrides retrieval (used when measuring an entry)."""
+        return _final(self.events([{"role": "user", "content": question}], task=task, instructions=instructions,
+                                  strategies=strategies))  # fmt: skip
+
+    @overload
+    def chat(
+        self, messages: Sequence[Message], *, stream: Literal[False] = False, tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] = "auto", task: str | None = None, instructions: str = "",
+    ) -> Answer: ...
+    @overload
+    def chat(
+        self, messages: Sequence[Message], *, stream: Literal[True], tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] = "auto", task: str | None = None, instructions: str = "",
+    ) -> Iterator[Event]: ...
+    def chat(
+        self, messages: Sequence[Message], *, stream: bool = False, tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] = "auto", task: str | None = None, instructions: str = "",
+    ) -> Answer | Iterator[Event]:  # fmt: skip
+        """Answer the last user message of an OpenAI-shaped conversation.
+
+        Without ``tools`` the student runs its own tools and returns the final answer. With ``tools``
+        (the caller's), it makes one turn and returns the calls in ``Answer.pending_tool_calls`` for the
+        caller to run and send back as ``tool`` messages. ``stream=True`` returns an iterator of events:
+        ``StrategiesRetrieved``, ``TextDelta``, ``ToolCallStarted``/``ToolCallFinished``, then ``Done``.
+        """
+        events = self.events(messages, tools=tools, tool_choice=tool_choice, task=task, instructions=instructions)
+        return events if stream else _final(events)
+
+    def events(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] = "auto",
+        task: str | None = None,
+        instructions: str = "",
+        strategies: Sequence[Strategy] | None = None,
+    ) -> Iterator[Event]:
+        """The events of one turn (see ``chat``)."""
         t0 = time.perf_counter()
-        chosen = [(s, 1.0) for s in strategies] if strategies is not None else self.retrieve(question, task)
-        code_tool = self._code_tool()
-        messages: list[Message] = [
-            {"role": "system", "content": self.system_prompt([s for s, _ in chosen])},
-            {
-                "role": "user",
-                "content": render(
-                    "student_question.md", question=question, code_tool=code_tool, instructions=instructions
-                ),
-            },
-        ]
-        answer = self._loop(messages, code_tool, instructions)
-        answer.strategies = chosen
-        answer.seconds = time.perf_counter() - t0
-        return answer
-
-    def _code_tool(self) -> str | None:
-        """The name of a tool that takes just ``code``: small models use it best as a ```python block."""
-        for spec in self.tools.specs():
-            params = spec["function"].get("parameters") or {}
-            if set(params.get("properties") or {}) == {"code"}:
-                return str(spec["function"]["name"])
-        return None
-
-    def _json_tools(self, code_tool: str | None) -> list[dict[str, Any]]:
-        return [t for t in self.tools.specs() if t["function"]["name"] != code_tool]
-
-    def _loop(self, messages: list[Message], code_tool: str | None, instructions: str) -> Answer:
-        calls: list[ToolCallRecord] = []
-        used, text = 0, ""
-        json_tools = self._json_tools(code_tool)
-        for step in range(self.max_steps):
-            last = step == self.max_steps - 1
-            result = self.llm.chat(
-                messages,
-                tools=None if last else (json_tools or None),
-                temperature=self.temperature,
-                max_tokens=self.max_tokens,
-                seed=self.seed,
-                stop=(CODE_CLOSE,),
-            )
-            used += result.completion_tokens
-            self.log.record(
-                CallRecord(
-                    "student",
-                    self.model_spec,
-                    "answer",
-                    prompt_tokens=result.prompt_tokens,
-                    completion_tokens=result.completion_tokens,
-                    seconds=result.seconds,
-                )
-            )
-            code = extract_code(result.content) if code_tool and not last and not result.tool_calls else None
-            if result.tool_calls:
-                messages.append(result.message)
-                for call in result.tool_calls:
-                    fn = call["function"]
-                    args = json.loads(fn["arguments"])
-                    out = self.tools.run(fn["name"], args)
-                    calls.append(ToolCallRecord(name=fn["name"], arguments=args, result=out.output, error=out.error))
-                    messages.append(
-                        {"role": "tool", "tool_call_id": call["id"], "name": fn["name"], "content": out.output}
-                    )
-            elif code is not None and code_tool is not None:
-                messages.append({"role": "assistant", "content": f"{result.content}{CODE_CLOSE}".strip()})
-                out = self.tools.run(code_tool, {"code": code})
-                calls.append(
-                    ToolCallRecord(name=code_tool, arguments={"code": code}, result=out.output, error=out.error)
-                )
-                messages.append(
-                    {
-                        "role": "user",
-                        "content": render(
-                            "student_observation.md", output=out.output, error=out.error, instructions=instructions
-                        ),
-                    }
-                )
-            else:
-                messages.append(result.message)
-                text = result.content
-                break
-        if not text and calls:  # ran out of steps: the last tool output is the best answer we have
-            text = calls[-1].result
-        return Answer(text=text, tool_calls=calls, transcript=messages, completion_tokens=used)
+        query = next((str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"), "")
+        chosen = [(s, 1.0) for s in strategies] if strategies is not None else self.retrieve(query, task)
+        chosen = self._order(chosen)
+        yield StrategiesRetrieved(chosen)
+        system = "\n\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
+        rest = [dict(m) for m in messages if m.get("role") != "system"]
+        names = [t.get("function", t)["name"] for t in tools] if tools else None
+        convo = self.head([s for s, _ in chosen], system=system, tool_names=names)
+        if tools:
+            events = relay(self.llm, convo + rest, tools, tool_choice=tool_choice, temperature=self.temperature,
+                           max_tokens=self.max_tokens, seed=self.seed)  # fmt: skip
+        else:
+            for m in rest:
+                if m["role"] == "user":
+                    m["content"] = self._question(str(m.get("content") or ""), instructions)
+            top = max(chosen, key=lambda c: c[1])[0] if chosen and self.first_thought else None
+            prefix = first_thought(top) if top is not None else ""
+            events = self._loop().run(convo + rest, instructions=instructions, prefix=prefix,
+                                      tool_choice=tool_choice)  # fmt: skip
+        started = time.perf_counter()
+        for event in events:
+            if isinstance(event, Done):
+                answer = event.answer
+                answer.strategies = chosen
+                answer.seconds = time.perf_counter() - t0
+                answer.timings["retrieve"] = started - t0
+                answer.timings["ttft"] = started - t0 + answer.timings.get("first_call_ttft", 0.0)
+            yield event
 
     def attempt(
         self, scenario: Scenario, *, instructions: str = "", strategies: Sequence[Strategy] | None = None
@@ -216,3 +262,12 @@ class Student:
             completion_tokens=ans.completion_tokens,
             seconds=ans.seconds,
         )
+
+
+def _final(events: Iterator[Event]) -> Answer:
+    answer = None
+    for event in events:
+        if isinstance(event, Done):
+            answer = event.answer
+    assert answer is not None
+    return answer

@@ -1,0 +1,276 @@
+"""The agent loop: generate → run the tool → feed back the result → … → final answer, as a stream of events.
+
+One step is one assistant turn. The model acts in one of two ways: a ```python block for the code
+tool (a 0.5B model cannot JSON-escape a program, so the block itself is the call), or a
+grammar-constrained JSON tool call for the other tools. A tool that fails or times out comes back
+as text the model reads and acts on; only our own bugs raise.
+
+Two options from the agent-distillation work (Kang et al., 2025), both off by default:
+- self-consistent action generation (``samples > 1``): sample candidate actions at a temperature
+  with different seeds, execute each (safe tools only), keep the one whose result is most common;
+- a first-thought prefix: a short opening prefilled as the start of the first reply.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Generator, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agentkd.consistency import Action, execute, vote
+from agentkd.prompts import render
+from agentkd.runlog import CallRecord, RunLog
+from agentkd.schema import Message, Strategy, ToolCallRecord
+from agentkd.tools import ToolBox
+
+CODE_OPEN, CODE_CLOSE = "```python", "\n```\n"
+_CODE = re.compile(r"```(?:python|py)\n(.*?)(?:```|$)", re.S)
+DEFAULT_SAFE_TOOLS = frozenset({"python", "calculator"})  # side-effect free: safe to run for voting
+
+
+def extract_code(text: str) -> str | None:
+    """The program in the first ```python block of a reply (closed or cut at the stop string)."""
+    m = _CODE.search(text)
+    return m.group(1).strip() if m and m.group(1).strip() else None
+
+
+@dataclass
+class Answer:
+    """The student's reply, with what it used to get there.
+
+    ``pending_tool_calls`` holds OpenAI-shaped calls of *client* tools, for the caller to run.
+    ``timings`` (seconds): ``retrieve`` (retrieval and packing), ``ttft`` (start to first token),
+    ``prefill`` (prompt evaluation, all steps). ``votes`` has one entry per self-consistent step.
+    """
+
+    text: str
+    strategies: list[tuple[Strategy, float]] = field(default_factory=list)
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    transcript: list[Message] = field(default_factory=list)
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    steps: int = 0
+    finish_reason: str = "stop"
+    pending_tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    votes: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StrategiesRetrieved:
+    strategies: list[tuple[Strategy, float]]
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+    step: int
+
+
+@dataclass(frozen=True)
+class ToolCallStarted:
+    """``code``: the call is the ```python block the step's text ends with, not a JSON tool call."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    step: int
+    code: bool = False
+
+
+@dataclass(frozen=True)
+class ToolCallFinished:
+    id: str
+    record: ToolCallRecord
+    step: int
+    code: bool = False
+
+
+@dataclass(frozen=True)
+class Done:
+    answer: Answer
+
+
+Event = StrategiesRetrieved | TextDelta | ToolCallStarted | ToolCallFinished | Done
+
+
+class ChatModel(Protocol):
+    """What the loop needs of a model (``agentkd.engine.LocalLLM`` has it)."""
+
+    def chat_stream(
+        self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] = ..., temperature: float = ..., max_tokens: int = ...,
+        seed: int | None = ..., stop: tuple[str, ...] = ..., prefix: str = ...,
+    ) -> Iterator[Any]: ...  # fmt: skip
+
+
+class AgentLoop:
+    """Runs one user turn to a final answer with the tools, ``max_steps`` model calls at most."""
+
+    def __init__(
+        self,
+        llm: ChatModel,
+        tools: ToolBox,
+        *,
+        max_steps: int = 4,
+        max_tokens: int = 400,
+        temperature: float = 0.0,
+        seed: int = 1234,
+        samples: int = 1,
+        sample_temperature: float = 0.7,
+        safe_tools: Collection[str] = DEFAULT_SAFE_TOOLS,
+        log: RunLog | None = None,
+        model_spec: str = "",
+    ) -> None:
+        self.llm, self.tools = llm, tools
+        self.max_steps, self.max_tokens, self.temperature, self.seed = max_steps, max_tokens, temperature, seed
+        self.samples, self.sample_temperature, self.safe_tools = samples, sample_temperature, set(safe_tools)
+        self.log, self.model_spec = log or RunLog(), model_spec
+        self.code_tool = code_tool(tools)
+        self.json_tools = [t for t in tools.specs() if t["function"]["name"] != self.code_tool]
+
+    def run(
+        self, messages: list[Message], *, instructions: str = "", prefix: str = "",
+        tool_choice: str | dict[str, Any] = "auto",
+    ) -> Iterator[Event]:  # fmt: skip
+        """Extend ``messages`` step by step, yielding events; the last is ``Done`` with the answer."""
+        answer = Answer(text="", transcript=messages)
+        for step in range(self.max_steps):
+            last = step == self.max_steps - 1
+            kwargs: dict[str, Any] = {
+                "tools": self.json_tools or None,
+                "tool_choice": "none" if last else (tool_choice if step == 0 else "auto"),
+                "max_tokens": self.max_tokens,
+                "stop": (CODE_CLOSE,),
+                "prefix": prefix if step == 0 else "",
+            }
+            if self.samples > 1:
+                action = yield from self._consistent_action(messages, step, last, kwargs, answer)
+            else:
+                action = yield from self._action(messages, step, last, kwargs, self.temperature, self.seed)
+            answer.steps = step + 1
+            self._account(answer, action, first=step == 0)
+            if action.name is None:
+                messages.append(action.result.message)
+                answer.text = action.result.content
+                break
+            yield from self._run_tool(action, messages, answer, step, instructions)
+        if not answer.text and answer.tool_calls:  # ran out of steps: the last tool output is the best we have
+            answer.text = answer.tool_calls[-1].result
+            answer.finish_reason = "length"
+        yield Done(answer)
+
+    # -- one step -------------------------------------------------------------------------------
+    def _action(
+        self, messages: list[Message], step: int, last: bool, kwargs: dict[str, Any], temperature: float, seed: int,
+        *, stream: bool = True,
+    ) -> Generator[Event, None, Action]:  # fmt: skip
+        result = None
+        for item in self.llm.chat_stream(messages, temperature=temperature, seed=seed, **kwargs):
+            if isinstance(item, str):
+                if stream:
+                    yield TextDelta(item, step)
+            else:
+                result = item
+        assert result is not None
+        self.log.record(
+            CallRecord(
+                "student", self.model_spec, "answer", prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens, seconds=result.seconds,
+            )
+        )  # fmt: skip
+        return self._classify(result, last)
+
+    def _classify(self, result: Any, last: bool) -> Action:
+        if result.tool_calls:
+            call = result.tool_calls[0]
+            return Action(result, call["function"]["name"], json.loads(call["function"]["arguments"]), call["id"])
+        code = extract_code(result.content) if self.code_tool and not last else None
+        if code is not None and self.code_tool is not None:
+            return Action(result, self.code_tool, {"code": code}, f"code_{len(code)}_{hash(code) % 10**8}", code=True)
+        return Action(result)
+
+    def _consistent_action(
+        self, messages: list[Message], step: int, last: bool, kwargs: dict[str, Any], answer: Answer
+    ) -> Generator[Event, None, Action]:
+        candidates: list[Action] = []
+        for i in range(self.samples):
+            gen = self._action(
+                messages, step, last, kwargs, self.sample_temperature, self.seed + i, stream=False
+            )
+            candidates.append((yield from gen))
+        for action in candidates:
+            if action.name is not None and action.name in self.safe_tools:
+                execute(action, self.tools, candidates)
+        chosen, votes = vote(candidates)
+        answer.votes.append({"step": step, "candidates": len(candidates), "votes": votes, "chosen": chosen})
+        action = candidates[chosen]
+        if action.result.content:
+            yield TextDelta(action.result.content, step)
+        return action
+
+    def _run_tool(
+        self, action: Action, messages: list[Message], answer: Answer, step: int, instructions: str
+    ) -> Iterator[Event]:
+        assert action.name is not None
+        yield ToolCallStarted(action.call_id, action.name, action.arguments, step, action.code)
+        out = action.output or self.tools.run(action.name, action.arguments)
+        record = ToolCallRecord(name=action.name, arguments=action.arguments, result=out.output, error=out.error)
+        answer.tool_calls.append(record)
+        yield ToolCallFinished(action.call_id, record, step, action.code)
+        if action.code:
+            messages.append({"role": "assistant", "content": f"{action.result.content}{CODE_CLOSE}".strip()})
+            seen = render("student_observation.md", output=out.output, error=out.error, instructions=instructions)
+            messages.append({"role": "user", "content": seen})
+        else:
+            messages.append(action.result.message)
+            messages.append({"role": "tool", "tool_call_id": action.call_id, "name": action.name,
+                             "content": out.output})
+
+    @staticmethod
+    def _account(answer: Answer, action: Action, *, first: bool) -> None:
+        r = action.result
+        answer.completion_tokens += r.completion_tokens
+        answer.timings["prefill"] = answer.timings.get("prefill", 0.0) + r.timings.get("prefill", 0.0)
+        if first:
+            answer.prompt_tokens, answer.cached_tokens = r.prompt_tokens, r.cached_tokens
+            answer.timings["first_call_ttft"] = r.timings.get("ttft", 0.0)
+        answer.finish_reason = r.finish_reason
+
+
+def code_tool(tools: ToolBox) -> str | None:
+    """The name of a tool that takes just ``code``: small models use it best as a ```python block."""
+    for spec in tools.specs():
+        params = spec["function"].get("parameters") or {}
+        if set(params.get("properties") or {}) == {"code"}:
+            return str(spec["function"]["name"])
+    return None
+
+
+def relay(
+    llm: ChatModel, messages: list[Message], tools: list[dict[str, Any]], *, tool_choice: str | dict[str, Any],
+    temperature: float, max_tokens: int, seed: int,
+) -> Iterator[Event]:  # fmt: skip
+    """One turn with the *client's* tools: a call is returned for the client to run, not run here."""
+    result = None
+    for item in llm.chat_stream(
+        messages, tools=tools, tool_choice=tool_choice, temperature=temperature, max_tokens=max_tokens, seed=seed
+    ):
+        if isinstance(item, str):
+            yield TextDelta(item, 0)
+        else:
+            result = item
+    assert result is not None
+    messages.append(result.message)
+    yield Done(
+        Answer(
+            text=result.content, transcript=messages, completion_tokens=result.completion_tokens,
+            prompt_tokens=result.prompt_tokens, cached_tokens=result.cached_tokens, steps=1,
+            finish_reason=result.finish_reason, pending_tool_calls=result.tool_calls,
+            timings={"prefill": result.timings.get("prefill", 0.0), "first_call_ttft": result.timings.get("ttft", 0.0)},
+        )
+    )  # fmt: skip

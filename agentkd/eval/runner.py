@@ -1,0 +1,245 @@
+"""``run_eval``: every arm on the same scenarios, each item graded and written as it finishes.
+
+The scenarios are drawn once (``task.scenarios(split, n, seed)``); every arm answers exactly those,
+in that order. Each item's record and full transcript are appended to ``transcripts/<arm>.jsonl`` at
+once, so ``resume=True`` continues an interrupted run without redoing finished items.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agentkd.config import Settings
+from agentkd.errors import ConfigError, TeacherError
+from agentkd.eval.arms import ArmSpec, default_baseline, parse_arms
+from agentkd.eval.results import EvalResult, ItemRecord, compare, read_transcripts, summarize
+from agentkd.eval.teacher_arm import TeacherSolver
+from agentkd.evaluate import grade
+from agentkd.prompts import render
+from agentkd.runlog import RunLog
+from agentkd.schema import Attempt, Scenario
+from agentkd.tasks import EpisodeTask, TaskSource, run_attempt
+from agentkd.tools import ToolBox
+
+Progress = Callable[..., None]
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate; see ``agentkd eval --help`` for each knob."""
+
+    task: str = "gsm_symbolic"
+    split: str = "heldout"
+    n: int = 20
+    seed: int = 1234
+    arms: str | list[str] = "student,student+library,teacher"
+    out: Path = field(default_factory=lambda: Path("eval-out"))
+    tools: bool = True  # False: every arm answers in chain of thought (as if each had +cot)
+    baseline: str | None = None  # default: the student alone
+    pack: Path | None = None  # evaluate this pack as the library (instead of --library/--collection)
+    retrieval_task: str | None = None  # "any": strategies of every task; a name: that task's; None: the item's
+    max_tokens: int | None = None  # the student's tokens per step
+    max_steps: int | None = None  # the student's model calls per item
+    teacher_max_tokens: int = 768
+    resamples: int = 2000
+    resume: bool = False
+    command: str = ""
+
+
+class TaskView:
+    """A retriever that searches strategies of a fixed task (or of any task), whatever the item's task is."""
+
+    def __init__(self, inner: Any, task: str | None) -> None:
+        self.inner, self.task = inner, task
+
+    def search(self, query: str, *, k: int = 3, task: str | None = None) -> Any:
+        return self.inner.search(query, k=k, task=self.task)
+
+
+class _Arena:
+    """The parts every arm shares: the task, the student (re-armed per arm), the teacher, the retrievers."""
+
+    def __init__(self, settings: Settings, config: EvalConfig, task: TaskSource, parts: dict[str, Any]) -> None:
+        self.settings, self.config, self.task = settings, config, task
+        self.student, self.teacher = parts["student"], parts["teacher"]
+        self.tools: ToolBox = self.student.tools
+        self.main_retriever = self.student.retriever
+        self.retrievers: dict[str, Any] = {}
+        if config.max_tokens:
+            self.student.max_tokens = config.max_tokens
+        if config.max_steps:
+            self.student.max_steps = config.max_steps
+
+    def retriever(self, source: str, progress: Progress) -> Any:
+        if source not in self.retrievers:
+            inner = self.main_retriever if source == "" else self._open(source, progress)
+            rt = self.config.retrieval_task
+            self.retrievers[source] = inner if rt is None else TaskView(inner, None if rt == "any" else rt)
+        return self.retrievers[source]
+
+    def _open(self, source: str, progress: Progress) -> Any:
+        from agentkd.eval.packs import import_pack, is_pack
+        from agentkd.library import Library, MMRRetriever
+
+        if is_pack(Path(source)):
+            location, collection, _ = import_pack(Path(source), self.settings.home)
+        else:
+            collection, _, location = source.partition("@")
+            location = location or self.settings.library_path
+        lib = Library.open(location, collection)
+        if lib.count() == 0:
+            progress("warn", message=f"library {source!r} ({collection} at {location}) is empty")
+        return MMRRetriever(lib, count_tokens=self.student.llm.count_tokens,
+                            budget_tokens=self.settings.strategy_tokens)
+
+    def solver(self, arm: ArmSpec, progress: Progress) -> Any:
+        tools = self.config.tools and arm.tools
+        if arm.who == "teacher":
+            return TeacherSolver(self.teacher, tools=self.tools if tools else None,
+                                 max_steps=max(self.student.max_steps, 4), max_tokens=self.config.teacher_max_tokens)
+        self.student.tools = self.tools if tools else ToolBox([])
+        self.student.retriever = self.retriever(arm.library, progress) if arm.library is not None else None
+        return self.student
+
+    def instructions(self, arm: ArmSpec) -> str:
+        """The task's answer instructions; without tools, asking for a chain of thought first."""
+        if self.config.tools and arm.tools:
+            return self.task.instructions
+        return render("eval_cot.md", instructions=self.task.instructions)
+
+    def run_item(self, arm: ArmSpec, solver: Any, scenario: Scenario) -> tuple[ItemRecord, dict[str, Any]]:
+        log, role = (solver.teacher.log, "teacher") if arm.who == "teacher" else (self.student.log, "student")
+        before = replace(log.totals(role))  # a snapshot: the log's totals object keeps counting
+        t0 = time.perf_counter()
+        error = ""
+        strategies: list[Any] | None = None if arm.library is not None else []
+        try:
+            if isinstance(self.task, EpisodeTask):
+                attempt = run_attempt(self.task, solver, scenario, strategies=strategies)
+            else:
+                attempt = solver.attempt(scenario, instructions=self.instructions(arm), strategies=strategies)
+        except TeacherError as exc:  # the teacher (or tau2's customer) gave up after its retries: a lost item
+            attempt, error = Attempt(scenario_id=scenario.id, answer=""), str(exc)
+        seconds = time.perf_counter() - t0
+        verdict = grade(self.task, scenario, attempt)
+        after = log.totals(role)
+        record = ItemRecord(
+            arm=arm.name, id=scenario.id, category=scenario.category, difficulty=scenario.difficulty,
+            correct=verdict.correct and not error, score=verdict.score if not error else 0.0,
+            expected=scenario.answer, answer=attempt.answer, reasons=error or verdict.reasons, seconds=seconds,
+            prompt_tokens=after.prompt_tokens - before.prompt_tokens,
+            completion_tokens=attempt.completion_tokens or after.completion_tokens - before.completion_tokens,
+            cost_usd=after.cost_usd - before.cost_usd, tool_calls=len(attempt.tool_calls),
+            strategies=attempt.strategy_ids, error=error,
+        )  # fmt: skip
+        detail = {"question": scenario.question, "tool_call_records": [c.model_dump() for c in attempt.tool_calls],
+                  "transcript": attempt.transcript}
+        return record, detail
+
+
+def run_eval(
+    settings: Settings,
+    config: EvalConfig,
+    *,
+    progress: Progress = lambda event, **data: None,
+    parts: dict[str, Any] | None = None,
+    task: TaskSource | None = None,
+) -> EvalResult:
+    """Evaluate every arm on the same scenarios; write results.json, the reports and the transcripts to ``out``.
+
+    ``parts`` (``{"student": ..., "teacher": ...}``) and ``task`` replace what the settings would build.
+    """
+    from agentkd.build import ensure_models, load_task, make_parts
+    from agentkd.eval.report import write_report
+
+    arms = parse_arms(config.arms)
+    names = [a.name for a in arms]
+    baseline = config.baseline or default_baseline(arms).name
+    if baseline not in names:
+        raise ConfigError(f"baseline {baseline!r} is not one of the arms ({', '.join(names)})",
+                          hint="pass --baseline with one of the arm names, or add it to --arms")
+    pack_name = None
+    if config.pack is not None:
+        from agentkd.eval.packs import import_pack
+
+        location, collection, manifest = import_pack(config.pack, settings.home)
+        settings = settings.model_copy(update={"library": location, "collection": collection})
+        pack_name = str(config.pack)
+        progress("pack", name=manifest.name, entries=manifest.build.entries)
+    out = config.out
+    (out / "transcripts").mkdir(parents=True, exist_ok=True)
+    task = task if task is not None else load_task(config.task)
+    if parts is None:
+        needs_teacher = any(a.who == "teacher" for a in arms) or hasattr(task, "customer") or hasattr(task, "teacher")
+        ensure_models(settings if needs_teacher else settings.model_copy(update={"teacher": settings.student}),
+                      progress)
+        parts = make_parts(settings, RunLog(out / "calls.jsonl"), task)
+    for attr in ("customer", "teacher"):  # tau2's simulated customer, a spec's scenario writer and grader
+        if hasattr(task, attr) and getattr(task, attr) is None:
+            setattr(task, attr, parts["teacher"])
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    scenarios = task.scenarios(config.split, config.n, seed=config.seed)  # type: ignore[arg-type]
+    if not scenarios:
+        raise ConfigError(f"{task.name} gave no {config.split} scenarios", hint="check --split and --n")
+    (out / "scenarios.jsonl").write_text("".join(sc.model_dump_json() + "\n" for sc in scenarios), encoding="utf-8")
+    arena = _Arena(settings, config, task, parts)
+    progress("start", total=len(arms) * len(scenarios), arms=names, n=len(scenarios))
+    records: dict[str, list[ItemRecord]] = {}
+    for arm in arms:
+        records[arm.name] = _run_arm(arena, arm, scenarios, out / "transcripts" / f"{arm.slug}.jsonl", progress)
+    return _finish(config, settings, task, arms, baseline, scenarios, records, started, t0, pack_name, write_report)
+
+
+def _run_arm(arena: _Arena, arm: ArmSpec, scenarios: list[Scenario], path: Path, progress: Progress
+             ) -> list[ItemRecord]:
+    done = read_transcripts(path) if arena.config.resume else {}
+    if not arena.config.resume:
+        path.write_text("", encoding="utf-8")
+    progress("arm", name=arm.name, label=arm.label, resumed=sum(sc.id in done for sc in scenarios))
+    solver = arena.solver(arm, progress)
+    out: list[ItemRecord] = []
+    for sc in scenarios:
+        if sc.id in done:
+            record = ItemRecord.model_validate({k: v for k, v in done[sc.id].items() if k in ItemRecord.model_fields})
+        else:
+            record, detail = arena.run_item(arm, solver, sc)
+            with path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({**record.model_dump(), **detail}, ensure_ascii=False, default=str) + "\n")
+        out.append(record)
+        progress("item", arm=arm.name, correct=record.correct)
+    return out
+
+
+def _finish(
+    config: EvalConfig, settings: Settings, task: TaskSource, arms: list[ArmSpec], baseline: str,
+    scenarios: list[Scenario], records: dict[str, list[ItemRecord]], started: str, t0: float,
+    pack: str | None, write_report: Callable[[EvalResult, Path], Any],
+) -> EvalResult:  # fmt: skip
+    tau2 = task.name.startswith("tau2")
+    result = EvalResult(
+        task=task.name, split=config.split, n=len(scenarios), seed=config.seed, student=settings.student,
+        teacher=settings.teacher, library=settings.library_path, collection=settings.collection, pack=pack,
+        retrieval_task=config.retrieval_task, accuracy_name="pass^1" if tau2 else "accuracy",
+        score_name="action score" if tau2 else "mean score", arms=[a.name for a in arms], baseline=baseline,
+        scenario_ids=[sc.id for sc in scenarios], started=started, seconds=time.perf_counter() - t0,
+        command=config.command,
+    )  # fmt: skip
+    seed = config.seed
+    for arm in arms:
+        library = None if arm.library is None else (arm.library or f"{settings.collection} @ {settings.library_path}")
+        result.summaries.append(summarize(arm.name, arm.label, records[arm.name], who=arm.who, library=library,
+                                          tools=config.tools and arm.tools, resamples=config.resamples, seed=seed))
+        if arm.name != baseline:
+            result.comparisons.append(compare(arm.name, baseline, records[arm.name], records[baseline],
+                                              resamples=config.resamples, seed=seed))
+        result.items.extend(records[arm.name])
+    result.save(config.out)
+    write_report(result, config.out)
+    return result
