@@ -137,6 +137,8 @@ class LitellmTransport:
 
     def __call__(self, *, model: str, messages: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
         kwargs: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
+        if kwargs.get("tools"):  # litellm 1.106 imports its MCP gateway (not installed) whenever tools are sent
+            kwargs.setdefault("_skip_mcp_handler", True)
         if self.api_base and not model.startswith("local/"):
             kwargs["api_base"] = self.api_base
         if self.api_key and not model.startswith("local/"):
