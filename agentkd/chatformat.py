@@ -166,11 +166,15 @@ class ChatTemplate:
 _JSON_BLOCK = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.S)
 
 
+# Small models often write a call as bare JSON, then the same line again and again: stop at the second one.
+LOOSE_REPEAT = '\n{"name"'
+
+
 def parse_loose_tool_call(text: str, names: set[str]) -> dict[str, Any] | None:
-    """Recover a tool call the model wrote as a JSON block instead of ``<tool_call>`` (best effort)."""
+    """Recover a tool call the model wrote as JSON (a block, or the reply's first object) instead of ``<tool_call>``."""
     for candidate in [*_JSON_BLOCK.findall(text), text.strip()]:
         try:
-            obj = json.loads(candidate)
+            obj, _ = json.JSONDecoder(strict=False).raw_decode(candidate)
         except json.JSONDecodeError:
             continue
         if isinstance(obj, dict) and obj.get("name") in names and isinstance(obj.get("arguments"), dict):

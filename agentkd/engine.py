@@ -34,6 +34,7 @@ import llama_cpp
 import numpy as np
 
 from agentkd.chatformat import (
+    LOOSE_REPEAT,
     TOOL_CLOSE,
     TOOL_OPEN,
     CallStats,
@@ -141,8 +142,11 @@ class LocalLLM:
         n_ctx: int = 4096,
         n_threads: int | None = None,
         seed: int = 1234,
+        n_batch: int = 512,
         verbose: bool = False,
     ) -> None:
+        """``n_batch``: prompt tokens evaluated at once; smaller saves memory (about 0.6 MB a token for Qwen's
+        150k vocabulary) at some prefill speed."""
         self.path = Path(path)
         self.seed = seed
         self.lock = threading.RLock()
@@ -151,6 +155,8 @@ class LocalLLM:
             n_ctx=n_ctx,
             n_threads=n_threads or os.cpu_count() or 2,
             seed=seed,
+            n_batch=n_batch,
+            n_ubatch=n_batch,
             verbose=verbose,
             logits_all=False,
         )
@@ -345,7 +351,7 @@ class LocalLLM:
             finish = "stop"
             if json_schema is not None or not forced:
                 grammar = _grammar(json_schema) if json_schema is not None else None
-                triggers = (TOOL_OPEN,) if offered and grammar is None else ()
+                triggers = (TOOL_OPEN, LOOSE_REPEAT) if offered and grammar is None else ()
                 for delta, reason in self._stream_tokens(
                     prompt, stats, temperature=temperature, max_tokens=max_tokens, grammar=grammar,
                     stop=stop + triggers,

@@ -44,8 +44,10 @@ def render_entry(s: Any) -> str:
 class EdgeStudent:
     """Retrieve → pack → answer with the calculator, streaming text to ``out``."""
 
-    def __init__(self, model: Path, bundle: Path, *, threads: int, n_ctx: int, k: int, budget: int) -> None:
-        self.llm = LocalLLM(model, n_ctx=n_ctx, n_threads=threads)
+    def __init__(
+        self, model: Path, bundle: Path, *, threads: int | None, n_ctx: int, k: int, budget: int, batch: int = 512
+    ) -> None:
+        self.llm = LocalLLM(model, n_ctx=n_ctx, n_threads=threads, n_batch=batch)
         self.retriever = BundleRetriever(bundle)
         self.k, self.budget = k, budget
         self.tools = [calculator.spec()]
@@ -104,6 +106,15 @@ class EdgeStudent:
         }
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: on Linux that keeps the parent's peak across fork and exec."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmHWM:")[1].split()[0]) / 1024
+    except (OSError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, type=Path, help="the student's .gguf file")
@@ -114,14 +125,16 @@ def main() -> None:
     parser.add_argument("--ctx", type=int, default=2048, help="context window in tokens")
     parser.add_argument("--k", type=int, default=3, help="strategies retrieved per question")
     parser.add_argument("--budget", type=int, default=600, help="token budget for the packed strategies")
+    parser.add_argument("--batch", type=int, default=512, help="prompt tokens per evaluation batch (less: less memory)")
     parser.add_argument("--bench", action="store_true", help="print start-up time, timings and peak RSS as JSON")
     args = parser.parse_args()
-    student = EdgeStudent(args.model, args.bundle, threads=args.threads, n_ctx=args.ctx, k=args.k, budget=args.budget)
+    student = EdgeStudent(args.model, args.bundle, threads=args.threads, n_ctx=args.ctx, k=args.k, budget=args.budget,
+                          batch=args.batch)
     ready = time.perf_counter() - _T0
     if args.question:
         stats = student.answer(args.question, task=args.task)
         if args.bench:
-            peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            peak_mb = peak_rss_mb()
             model_mb = args.model.stat().st_size / 2**20
             print(json.dumps({"ready_s": round(ready, 3), **stats, "peak_rss_mb": round(peak_mb, 1),
                               "model_mb": round(model_mb, 1), "rss_over_model_mb": round(peak_mb - model_mb, 1)}))

@@ -50,7 +50,7 @@ def eval_args(out: Path, student: Path, teacher: str, pack: Path, lib: Path, *ex
     return ["eval", "--task", "gsm_symbolic", "--n", "3", "--seed", str(SEED), "--out", str(out),
             "--arms", f"student,student+library,student+library:other@{lib},teacher", "--pack", str(pack),
             "--student", str(student), "--teacher", teacher, "--n-ctx", "2048",
-            "--max-tokens", "16", "--max-steps", "1", "--resamples", "200", *extra]  # fmt: skip
+            "--max-tokens", "8", "--max-steps", "1", "--resamples", "200", *extra]  # fmt: skip
 
 
 def test_eval_writes_results_reports_plots_and_transcripts(
