@@ -19,6 +19,7 @@ from collections.abc import Collection, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agentkd.chatformat import parse_loose_tool_call
 from agentkd.consistency import Action, execute, vote
 from agentkd.prompts import render
 from agentkd.runlog import CallRecord, RunLog
@@ -159,7 +160,8 @@ class AgentLoop:
                 answer.text = action.result.content
                 break
             yield from self._run_tool(action, messages, answer, step, instructions)
-        if not answer.text and answer.tool_calls:  # ran out of steps: the last tool output is the best we have
+        out_of_steps = not answer.text or parse_loose_tool_call(answer.text, set(self.tools.names)) is not None
+        if out_of_steps and answer.tool_calls:  # the last tool output is the best answer we have
             answer.text = answer.tool_calls[-1].result
             answer.finish_reason = "length"
         yield Done(answer)

@@ -166,15 +166,19 @@ class ChatTemplate:
 _JSON_BLOCK = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.S)
 
 
-# Small models often write a call as bare JSON, then the same line again and again: stop at the second one.
-LOOSE_REPEAT = '\n{"name"'
+_CALL_START = re.compile(r'\{\s*"name"\s*:')
 
 
 def parse_loose_tool_call(text: str, names: set[str]) -> dict[str, Any] | None:
-    """Recover a tool call the model wrote as JSON (a block, or the reply's first object) instead of ``<tool_call>``."""
-    for candidate in [*_JSON_BLOCK.findall(text), text.strip()]:
+    """Recover a tool call the model wrote as JSON instead of ``<tool_call>``: in a block, bare, or repeated.
+
+    The first complete ``{"name": ..., "arguments": {...}}`` object naming an offered tool wins.
+    """
+    decoder = json.JSONDecoder(strict=False)
+    starts = [m.start() for m in _CALL_START.finditer(text)]
+    for candidate in [*_JSON_BLOCK.findall(text), *(text[i:] for i in starts)]:
         try:
-            obj, _ = json.JSONDecoder(strict=False).raw_decode(candidate)
+            obj, _ = decoder.raw_decode(candidate)
         except json.JSONDecodeError:
             continue
         if isinstance(obj, dict) and obj.get("name") in names and isinstance(obj.get("arguments"), dict):

@@ -26,7 +26,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,6 @@ import llama_cpp
 import numpy as np
 
 from agentkd.chatformat import (
-    LOOSE_REPEAT,
     TOOL_CLOSE,
     TOOL_OPEN,
     CallStats,
@@ -242,8 +241,12 @@ class LocalLLM:
         max_tokens: int,
         grammar: llama_cpp.LlamaGrammar | None = None,
         stop: tuple[str, ...] = (),
+        until: Callable[[str], bool] | None = None,
     ) -> Iterator[tuple[str, str | None]]:
-        """Yield (text delta, finish reason or None); the last item carries the finish reason."""
+        """Yield (text delta, finish reason or None); the last item carries the finish reason.
+
+        ``until(text)`` ends the reply early, e.g. once it holds a complete tool call written as bare JSON.
+        """
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         text, pending = "", ""
         hold = max((len(s) for s in stop), default=0)
@@ -260,6 +263,9 @@ class LocalLLM:
                     return
             if grammar is not None and json_value_done(text + pending):
                 yield pending, "grammar"
+                return
+            if until is not None and "}" in pending and until(text + pending):
+                yield pending, "stop"
                 return
             if n >= max_tokens:
                 yield pending, "length"
@@ -351,10 +357,12 @@ class LocalLLM:
             finish = "stop"
             if json_schema is not None or not forced:
                 grammar = _grammar(json_schema) if json_schema is not None else None
-                triggers = (TOOL_OPEN, LOOSE_REPEAT) if offered and grammar is None else ()
+                triggers = (TOOL_OPEN,) if offered and grammar is None else ()
+                names = {tool_name(t) for t in offered}
+                loose = (lambda text: parse_loose_tool_call(text, names) is not None) if triggers else None
                 for delta, reason in self._stream_tokens(
                     prompt, stats, temperature=temperature, max_tokens=max_tokens, grammar=grammar,
-                    stop=stop + triggers,
+                    stop=stop + triggers, until=loose,
                 ):  # fmt: skip
                     if delta:
                         parts.append(delta)

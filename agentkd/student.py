@@ -80,7 +80,7 @@ def first_thought(strategy: Strategy, limit: int = 200) -> str:
     line = next((ln for ln in strategy.body.splitlines() if ln.strip()), "")
     step = _STEP.sub("", re.split(r"\s(?=\d+[.)]\s)", line.strip())[0])
     step = re.split(r"(?<=[.!?])\s", step)[0].strip()[:limit]
-    return f"Plan: {step}\n" if step else ""
+    return render("student_first_thought.md", step=step) + "\n" if step else ""
 
 
 class Student:

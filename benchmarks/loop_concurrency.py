@@ -19,15 +19,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agentkd import models  # noqa: E402
-from agentkd.graph import run  # noqa: E402
-from agentkd.library import Library  # noqa: E402
-from agentkd.nodes import BuildConfig, BuildContext  # noqa: E402
-from agentkd.runlog import RunLog  # noqa: E402
-from agentkd.student import Student  # noqa: E402
-from agentkd.testing import fake_teacher  # noqa: E402
-from agentkd.tools import ToolBox  # noqa: E402
-from tests.loopkit import PassPhraseTask, strategy_script  # noqa: E402
+from agentkd import models
+from agentkd.graph import run
+from agentkd.library import Library
+from agentkd.nodes import BuildConfig, BuildContext
+from agentkd.runlog import RunLog
+from agentkd.student import Student
+from agentkd.testing import fake_teacher
+from agentkd.tools import ToolBox
+from tests.loopkit import PassPhraseTask, strategy_script
 
 
 def reply(messages: list[dict[str, str]]) -> str:

@@ -95,24 +95,33 @@ def bench_decode(model: str, threads: int, tokens: int, rounds: int) -> dict[str
     raw = llama_cpp.Llama(model, n_ctx=2048, n_threads=threads, verbose=False)
     prompt = ours.tokenize(ours.render(msgs))
 
-    def raw_run(grammar: Any = None, toks: list[int] = prompt) -> float:
+    def raw_run(grammar: Any = None, toks: list[int] = prompt) -> tuple[float, float]:
         raw.reset()
-        n, first, last = 0, 0.0, 0.0
+        n, first, last, cpu0 = 0, 0.0, 0.0, 0.0
         vocab = raw._model.vocab
         for tok in raw.generate(toks, temp=0.0, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0, grammar=grammar):
             if llama_cpp.llama_token_is_eog(vocab, tok):
                 break
             n += 1
             last = time.perf_counter()
-            first = first or last
+            if not first:
+                first, cpu0 = last, time.process_time()
             if n >= tokens:
                 break
-        return (n - 1) / (last - first)
+        return (n - 1) / (last - first), 1000 * (time.process_time() - cpu0) / (n - 1)
 
-    def ours_run(**kw: Any) -> float:
+    def ours_run(**kw: Any) -> tuple[float, float]:
         ours.reset()
-        r = ours.chat(msgs, max_tokens=tokens, **kw)
-        return r.timings["decode_tps"]
+        cpu: list[float] = []
+        n = 0
+        for item in ours.chat_stream(msgs, max_tokens=tokens, **kw):
+            if isinstance(item, str) and not cpu:
+                cpu.append(time.process_time())
+            elif not isinstance(item, str):
+                n = item.completion_tokens
+                tps = item.timings["decode_tps"]
+        cpu0 = cpu[0] if cpu else time.process_time()
+        return tps, 1000 * (time.process_time() - cpu0) / max(n - 1, 1)
 
     calc = {"type": "function", "function": {"name": "report", "description": "File a report.", "parameters": {
         "type": "object", "properties": {"title": {"type": "string"}, "summary": {"type": "string"},
@@ -126,12 +135,19 @@ def bench_decode(model: str, threads: int, tokens: int, rounds: int) -> dict[str
         free_ours.append(ours_run())
         gram_raw.append(raw_run(grammar, head))
         gram_ours.append(ours_run(tools=[calc], tool_choice="required"))
-    med = statistics.median
+
+    def med(runs: list[tuple[float, float]], i: int) -> float:
+        return statistics.median(r[i] for r in runs)
+
+    # CPU milliseconds per token are steadier than wall time when other processes share the cores
     return {
         "tokens": tokens, "rounds": rounds, "threads": threads,
-        "raw_tps": med(free_raw), "agentkd_tps": med(free_ours), "ratio": med(free_ours) / med(free_raw),
-        "grammar_raw_tps": med(gram_raw), "grammar_agentkd_tps": med(gram_ours),
-        "grammar_speedup": med(gram_ours) / med(gram_raw),
+        "raw_tps": med(free_raw, 0), "agentkd_tps": med(free_ours, 0), "ratio": med(free_ours, 0) / med(free_raw, 0),
+        "raw_cpu_ms_per_token": med(free_raw, 1), "agentkd_cpu_ms_per_token": med(free_ours, 1),
+        "cpu_ratio": med(free_raw, 1) / med(free_ours, 1),
+        "grammar_raw_tps": med(gram_raw, 0), "grammar_agentkd_tps": med(gram_ours, 0),
+        "grammar_speedup": med(gram_ours, 0) / med(gram_raw, 0),
+        "grammar_raw_cpu_ms_per_token": med(gram_raw, 1), "grammar_agentkd_cpu_ms_per_token": med(gram_ours, 1),
     }  # fmt: skip
 
 
@@ -274,11 +290,12 @@ def bench_edge(model: str) -> dict[str, Any]:
         cmd = ["taskset", "-c", "0", sys.executable, str(ROOT / "edge" / "run_student.py"), "--model", model,
                "--bundle", str(Path(tmp) / "bundle"), "--threads", "1", "-q", QUESTIONS[2], "--bench"]  # fmt: skip
         runs = []
-        for _ in range(2):  # the second run has the model file in the page cache, as on a device after the first
+        # the first run reads the model file into the page cache (a device's first start); then one per batch size
+        for batch in (512, 512, 128):
             t0 = time.perf_counter()
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            out = subprocess.run([*cmd, "--batch", str(batch)], capture_output=True, text=True, check=True)
             stats = json.loads(out.stdout.strip().splitlines()[-1])
-            stats["process_s"] = time.perf_counter() - t0
+            stats["process_s"], stats["batch"] = time.perf_counter() - t0, batch
             runs.append(stats)
     return {"runs": runs}
 
@@ -296,7 +313,7 @@ def main() -> None:
     for step in steps:
         t0 = time.perf_counter()
         if step == "decode":
-            results[step] = bench_decode(args.model, args.threads, tokens=128, rounds=3)
+            results[step] = bench_decode(args.model, args.threads, tokens=128, rounds=5)
         elif step == "ttft":
             results[step] = bench_ttft(args.model, args.threads, n=12)
         elif step == "overhead":

@@ -4,11 +4,12 @@
     python edge/run_student.py --model M.gguf --bundle ./bundle -q "What is 15% of 80?"    # one question
     python edge/run_student.py --model M.gguf --bundle ./bundle -q "..." --bench           # + timings, RSS
 
-It uses the pieces of agentkd that need nothing else: ``agentkd.engine`` (llama.cpp), ``agentkd.bundle_reader``
-(numpy retrieval), ``agentkd.prompts`` (jinja2, which llama-cpp-python installs) and the calculator tool
-(standard library). No chromadb, onnxruntime, pydantic, LangGraph or litellm. The prompt has the same
-layout as the full student's (intro and tools, then strategies by id, then the question), so llama.cpp's
-KV cache reuses the strategies from one question to the next.
+It uses the pieces of agentkd that need nothing else: ``agentkd.engine`` and ``agentkd.chatformat``
+(llama.cpp), ``agentkd.bundle_reader`` (numpy retrieval), ``agentkd.prompts`` (jinja2, which
+llama-cpp-python installs) and the calculator tool (standard library). No chromadb, onnxruntime,
+pydantic, LangGraph or litellm. The prompt has the same layout as the full student's (intro and tools,
+then strategies by id, then the question), so llama.cpp's KV cache reuses the strategies from one
+question to the next.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from agentkd.bundle_reader import BundleRetriever  # noqa: E402
+from agentkd.chatformat import parse_loose_tool_call  # noqa: E402
 from agentkd.engine import ChatResult, LocalLLM  # noqa: E402
 from agentkd.prompts import render  # noqa: E402
 from agentkd.tools.calculator import calculator  # noqa: E402
@@ -76,6 +78,7 @@ class EdgeStudent:
         print(f"[strategies: {', '.join(field(s, 'id') for s in chosen) or 'none'}]", file=out)
         t_call = time.perf_counter()
         first: ChatResult | None = None
+        outputs: list[str] = []
         result: ChatResult | None = None
         for step in range(max_steps):
             choice = "none" if step == max_steps - 1 else "auto"
@@ -91,12 +94,16 @@ class EdgeStudent:
                 break
             call = result.tool_calls[0]["function"]
             output = calculator.run(call["arguments"]).output
+            outputs.append(output)
             print(f"\n[calculator({call['arguments']}) → {output}]", file=out)
             messages.append({"role": "tool", "tool_call_id": result.tool_calls[0]["id"], "content": output})
         print(file=out)
         assert first is not None and result is not None
+        text = result.content
+        if outputs and (not text or parse_loose_tool_call(text, {"calculator"})):  # out of steps, still calling
+            text = outputs[-1]
         return {
-            "answer": result.content,
+            "answer": text,
             "strategies": [field(s, "id") for s in chosen],
             "retrieve_s": round(t_call - t0, 3),
             "first_token_s": round(t_call - t0 + first.timings["ttft"], 3),

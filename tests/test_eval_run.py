@@ -15,6 +15,7 @@ from agentkd.library import Library
 from agentkd.library.files import render_file
 from agentkd.schema import Strategy
 
+pytestmark = pytest.mark.model
 runner = CliRunner()
 SEED = 7
 

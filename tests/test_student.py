@@ -151,3 +151,13 @@ def test_entries_are_ordered_for_the_longest_cached_prefix() -> None:
     assert [s.id for s in reuse_first([a, b], ["s-b", "s-c"])] == ["s-b", "s-a"]  # s-b was cached first
     assert first_thought(STRATEGIES[1]) == "Plan: Convert every quantity to one unit.\n"
     assert first_thought(STRATEGIES[2]) == "Plan: Write p% as p/100 before multiplying.\n"
+
+
+def test_a_last_step_that_still_calls_a_tool_answers_with_the_last_tool_output() -> None:
+    def script(messages: list[dict[str, Any]], kw: dict[str, Any]) -> dict[str, Any]:
+        if kw["tool_choice"] == "none":  # tools shown but not callable: the model writes the call as text
+            return {"content": '```json\n{"name": "calculator", "arguments": {"expression": "2*3"}}'}
+        return call("calculator", '{"expression": "2*3"}')
+
+    answer = list(AgentLoop(ScriptedLLM(script), ToolBox([calculator]), max_steps=2).run([]))[-1].answer  # type: ignore[union-attr]
+    assert answer.text == "6" and answer.finish_reason == "length"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agentkd import engine
-from agentkd.chatformat import json_value_done
+from agentkd.chatformat import json_value_done, parse_loose_tool_call
 from agentkd.engine import ChatResult, ContextOverflowError, LocalLLM
 
 pytestmark = pytest.mark.model
@@ -77,3 +77,12 @@ def test_json_value_done_respects_escaped_quotes() -> None:
     assert not json_value_done('{"a": "x\\"}')
     assert json_value_done('{"a": "x\\"}"}')
     assert json_value_done('{"a": {"b": [1, 2]}}')
+
+
+def test_a_tool_call_written_as_bare_or_repeated_json_is_recovered() -> None:
+    line = '{"name": "calculator", "arguments": {"expression": "36 / 100"}}'
+    expected = {"name": "calculator", "arguments": {"expression": "36 / 100"}}
+    assert parse_loose_tool_call(f"{line}\n{line}\n{line[:20]}", {"calculator"}) == expected
+    assert parse_loose_tool_call(f"```json\n{line}", {"calculator"}) == expected  # an unclosed block
+    assert parse_loose_tool_call(f"I will call it: {line}", {"weather"}) is None
+    assert parse_loose_tool_call("The answer is {4}.", {"calculator"}) is None

@@ -8,7 +8,8 @@ Arm names, as given to ``agentkd eval --arms`` (comma-separated)::
                                  <collection>@<location> (a directory or http://host:port), or a pack
                                  directory (strategies/<pack>, with manifest.yaml and entries/)
     teacher                      the teacher alone, with the task's tools (the Python sandbox for math)
-    <any of these>+cot           the same without tools: chain of thought only
+    <any of these>+cot           the same without tools: chain of thought only (tasks that run their own
+                                 episode with their own tools, tau2 and BFCL, keep them)
 
 Every arm answers the same scenarios, drawn once from the task with the same seed.
 """

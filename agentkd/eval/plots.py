@@ -81,6 +81,7 @@ def plot_differences(result: EvalResult, path: Path) -> Path | None:
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(range(len(comps)), [result.summary(c.arm).label for c in comps], fontsize=8)
     ax.set_ylim(-0.7, len(comps) - 0.3)
+    ax.invert_yaxis()  # the table's order, top to bottom
     lo = min(min(c.accuracy.diff.low for c in comps) * 100, -10) - 5
     hi = max(max(c.accuracy.diff.high for c in comps) * 100, 10) + 35
     ax.set_xlim(lo, hi)

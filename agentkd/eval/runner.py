@@ -71,6 +71,7 @@ class _Arena:
         self.tools: ToolBox = self.student.tools
         self.main_retriever = self.student.retriever
         self.retrievers: dict[str, Any] = {}
+        self.resumed_seconds = 0.0
         if config.max_tokens:
             self.student.max_tokens = config.max_tokens
         if config.max_steps:
@@ -194,7 +195,8 @@ def run_eval(
     records: dict[str, list[ItemRecord]] = {}
     for arm in arms:
         records[arm.name] = _run_arm(arena, arm, scenarios, out / "transcripts" / f"{arm.slug}.jsonl", progress)
-    return _finish(config, settings, task, arms, baseline, scenarios, records, started, t0, pack_name, write_report)
+    return _finish(config, settings, task, arms, baseline, scenarios, records, started,
+                   t0 - arena.resumed_seconds, pack_name, write_report)
 
 
 def _run_arm(arena: _Arena, arm: ArmSpec, scenarios: list[Scenario], path: Path, progress: Progress
@@ -208,6 +210,7 @@ def _run_arm(arena: _Arena, arm: ArmSpec, scenarios: list[Scenario], path: Path,
     for sc in scenarios:
         if sc.id in done:
             record = ItemRecord.model_validate({k: v for k, v in done[sc.id].items() if k in ItemRecord.model_fields})
+            arena.resumed_seconds += record.seconds  # so the report's duration covers the interrupted part too
         else:
             record, detail = arena.run_item(arm, solver, sc)
             with path.open("a", encoding="utf-8") as f:

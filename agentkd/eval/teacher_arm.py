@@ -86,9 +86,9 @@ class TeacherSolver:
     """The teacher answering alone, student-shaped (see the module docstring)."""
 
     def __init__(self, teacher: Teacher, *, tools: ToolBox | None, max_steps: int = 4, max_tokens: int = 768) -> None:
-        # a copy with its own log: the arm's tokens and cost are its own, not the customer's or the build's
+        # a copy with its own totals (the arm's tokens and cost, not the customer's), writing to the same file
         self.teacher = copy.copy(teacher)
-        self.teacher.log = RunLog()
+        self.teacher.log = RunLog(teacher.log.path)
         self.llm = TeacherChat(self.teacher)
         self.tools = tools or ToolBox([])
         self.max_steps, self.max_tokens = max_steps, max_tokens
