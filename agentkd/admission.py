@@ -42,7 +42,8 @@ def siblings(ctx: BuildContext, scenario: Scenario, k: int, iteration: int) -> l
 
 
 def _passes(ctx: BuildContext, sc: Scenario, strategies: list[Strategy] | None) -> bool:
-    attempt = run_attempt(ctx.task, ctx.student, sc, strategies=strategies)
+    with ctx.student_turns:
+        attempt = run_attempt(ctx.task, ctx.student, sc, strategies=strategies)
     return judge(ctx.task, sc, attempt).correct
 
 

@@ -128,10 +128,17 @@ class _Sampler:
             self.grammar = None
 
 
-class LocalLLM:
-    """A GGUF model loaded in-process. Calls are serialized with a lock: one model, one KV cache.
+# One in-process model computes at a time: each llama.cpp call already uses every core, and two at once
+# (a local teacher and the student, in a build's overlapping branches) would fight over them and both
+# run slower than one after the other.
+_COMPUTE = threading.RLock()
 
-    ``chat_stream`` is a generator that holds the lock while it runs: consume it in one thread.
+
+class LocalLLM:
+    """A GGUF model loaded in-process. Calls are serialized with a lock: one model, one KV cache; and with
+    the other in-process models (``_COMPUTE``), since each one uses all the cores.
+
+    ``chat_stream`` is a generator that holds the locks while it runs: consume it in one thread.
     """
 
     def __init__(
@@ -346,7 +353,7 @@ class LocalLLM:
         stats = CallStats()
         offered = _offered(tools, tool_choice)
         forced = bool(offered) and tool_choice != "auto"
-        with self.lock:
+        with self.lock, _COMPUTE:
             self._llm.set_seed(self.seed if seed is None else seed)
             shown = list(tools or []) if tool_choice == "none" else offered  # "none": seen, not callable
             prompt_text = self.render(messages, shown or None) + prefix

@@ -1,9 +1,13 @@
 """The distillation loop as a LangGraph graph (the one module that imports langgraph).
 
-START → plan ─(budget left)→ generate_scenarios → attempt → judge ─(failures)→ write_strategy → admit
-          └─(stop)→ END                                        └─(all passed)──────────────────→ admit
-admit → update_curriculum ─(more iterations)→ plan
-                          └─(done)→ END
+START → plan ─(budget left)→ generate_scenarios ─(one branch per scenario)→ scenario → update_curriculum
+          └─(stop)→ END                                                              ├─(more rounds)→ plan
+                                                                                     └─(done)→ END
+scenario:  attempt → judge ─(failed)→ write_strategy → admit
+                           └─(passed)────────────────→ admit
+
+The branches of a round run in parallel (``Send``), up to ``teacher_concurrency`` at once: the teacher
+writes for one failure while the student attempts another scenario or measures an earlier candidate.
 """
 
 from __future__ import annotations
@@ -15,9 +19,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.graph import START, StateGraph
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
 
-from agentkd.nodes import BuildContext, BuildState, Nodes, route_after_judge, should_continue
+from agentkd.nodes import (
+    BuildContext,
+    BuildState,
+    Nodes,
+    ScenarioOutput,
+    ScenarioState,
+    fan_out,
+    route_after_judge,
+    should_continue,
+)
 
 
 def build_graph(ctx: BuildContext, checkpointer: Any = None) -> Any:
@@ -28,28 +42,36 @@ def build_graph(ctx: BuildContext, checkpointer: Any = None) -> Any:
     def route_after_plan(state: BuildState) -> Literal["generate_scenarios", "__end__"]:
         return "__end__" if state.stop_reason else "generate_scenarios"
 
-    def route_after_judge_(state: BuildState) -> Literal["write_strategy", "admit"]:
+    def branches(state: BuildState) -> list[Send] | Literal["update_curriculum"]:
+        return [Send("scenario", s.model_dump()) for s in fan_out(state)] or "update_curriculum"
+
+    def route_after_judge_(state: ScenarioState) -> Literal["write_strategy", "admit"]:
         return "write_strategy" if route_after_judge(state) == "write_strategy" else "admit"
 
     def route_after_update_curriculum(state: BuildState) -> Literal["plan", "__end__"]:
         return "plan" if should_continue(state, iterations) else "__end__"
 
+    scenario = StateGraph(ScenarioState, output_schema=ScenarioOutput)
+    scenario.add_node("attempt", nodes.attempt)
+    scenario.add_node("judge", nodes.judge)
+    scenario.add_node("write_strategy", nodes.write_strategy)
+    scenario.add_node("admit", nodes.admit)
+    scenario.add_edge(START, "attempt")
+    scenario.add_edge("attempt", "judge")
+    scenario.add_conditional_edges("judge", route_after_judge_)
+    scenario.add_edge("write_strategy", "admit")
+    scenario.add_edge("admit", END)
+
     g = StateGraph(BuildState)
     g.add_node("plan", nodes.plan)
     g.add_node("generate_scenarios", nodes.generate_scenarios)
-    g.add_node("attempt", nodes.attempt)
-    g.add_node("judge", nodes.judge)
-    g.add_node("write_strategy", nodes.write_strategy)
-    g.add_node("admit", nodes.admit)
+    g.add_node("scenario", scenario.compile())
     g.add_node("update_curriculum", nodes.update_curriculum)
 
     g.add_edge(START, "plan")
     g.add_conditional_edges("plan", route_after_plan)
-    g.add_edge("generate_scenarios", "attempt")
-    g.add_edge("attempt", "judge")
-    g.add_conditional_edges("judge", route_after_judge_)
-    g.add_edge("write_strategy", "admit")
-    g.add_edge("admit", "update_curriculum")
+    g.add_conditional_edges("generate_scenarios", branches, ["scenario", "update_curriculum"])
+    g.add_edge("scenario", "update_curriculum")
     g.add_conditional_edges("update_curriculum", route_after_update_curriculum)
     return g.compile(checkpointer=checkpointer)
 
@@ -68,16 +90,18 @@ def sqlite_checkpointer(path: str | Path) -> Iterator[Any]:
 def run(ctx: BuildContext, *, checkpointer: Any = None, thread_id: str = "build", resume: bool = False) -> BuildState:
     """Run the loop to the end and return its final state.
 
-    With ``resume``, continue the thread from its last checkpoint (after a crash or ``kill -9``): the step
-    that was interrupted runs again, and admission is idempotent, so nothing is lost or duplicated.
+    With ``resume``, continue the thread from its last checkpoint (after a crash or ``kill -9``): branches
+    that finished are not run again, the one that was interrupted is, and admission is idempotent, so
+    nothing is lost or duplicated.
     """
     graph = build_graph(ctx, checkpointer)
-    config: Any = {"configurable": {"thread_id": thread_id}, "recursion_limit": 10_000}
+    in_flight = max(ctx.config.teacher_concurrency, ctx.config.student_concurrency, 1)
+    config: Any = {"configurable": {"thread_id": thread_id}, "recursion_limit": 10_000, "max_concurrency": in_flight}
     started = resume and checkpointer is not None and graph.get_state(config).next
     out = graph.invoke(None if started else BuildState(), config)
     return BuildState.model_validate(out)
 
 
 def mermaid(ctx: BuildContext) -> str:
-    """The graph's topology as Mermaid text (snapshot-tested so it cannot drift silently)."""
-    return str(build_graph(ctx).get_graph().draw_mermaid())
+    """The graph's topology, branches included, as Mermaid text (snapshot-tested so it cannot drift silently)."""
+    return str(build_graph(ctx).get_graph(xray=True).draw_mermaid())

@@ -31,7 +31,8 @@ def leaks_answer(draft: StrategyDraft, scenario: Scenario) -> str | None:
     """Why ``draft`` leaks this scenario's answer or specifics, or None when it is general."""
     text = f"{draft.title}\n{draft.trigger}\n{draft.body}\n{' '.join(draft.tool_hints)}"
     answer = extract_number(scenario.answer or "")
-    if answer is not None and any(float(n) == answer for n in _NUM.findall(text)):
+    small = answer is not None and answer == int(answer) and abs(answer) < 10  # step numbers, "divide by 2"...
+    if answer is not None and not small and any(float(n) == answer for n in _NUM.findall(text)):
         return f"it contains the answer {scenario.answer}"
     question_numbers = {n for n in _NUM.findall(scenario.question) if len(n) > 1}
     copied = question_numbers & set(_NUM.findall(text))

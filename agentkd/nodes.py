@@ -2,17 +2,19 @@
 
 The parts (teacher, student, library, task) come in through ``BuildContext``; nothing here imports an
 SDK, so the steps can be read and tested on their own. ``graph.py`` wires them into the diagram.
-Teacher calls within a step run concurrently (up to ``teacher_concurrency``); calls to an in-process
-student are serialized by its model lock.
+A round's scenarios go through attempt → judge → write_strategy → admit as parallel branches, up to
+``teacher_concurrency`` at once, so teacher waits overlap student work; the student's episodes are
+serialized (``student_concurrency`` at a time: 1 for an in-process model, more for a server with slots).
 """
 
 from __future__ import annotations
 
+import operator
+import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -28,9 +30,6 @@ from agentkd.student import Student
 from agentkd.tasks import TaskSource
 from agentkd.tasks.base import run_attempt
 from agentkd.teacher import Teacher
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 class StrategyStore(Protocol):
@@ -65,6 +64,10 @@ class BuildContext:
     config: BuildConfig = field(default_factory=BuildConfig)
     log: RunLog = field(default_factory=RunLog)
     progress: Callable[..., None] = lambda event, **data: None
+    student_turns: threading.Semaphore = field(init=False)  # whole episodes, so the KV cache stays warm
+
+    def __post_init__(self) -> None:
+        self.student_turns = threading.Semaphore(max(self.config.student_concurrency, 1))
 
 
 class Candidate(BaseModel):
@@ -72,28 +75,63 @@ class Candidate(BaseModel):
     scenario_id: str
 
 
+class Outcome(BaseModel):
+    """One scenario's trip through a round: the attempt, its verdict, and what became of the entry written."""
+
+    iteration: int
+    index: int  # its place in the round's batch (branches finish in any order)
+    scenario: Scenario
+    attempt: Attempt
+    verdict: Verdict
+    candidate: str = ""  # title of the entry the teacher wrote from it, if any
+    admitted: str | None = None
+    rejected: dict[str, Any] | None = None
+    lift: float = 0.0
+
+
+class ScenarioState(BaseModel):
+    """A branch of the round: one scenario through attempt → judge → write_strategy → admit."""
+
+    iteration: int
+    index: int
+    scenario: Scenario
+    attempt: Attempt | None = None
+    verdict: Verdict | None = None
+    write: bool = False  # failed, and within the round's cap on entries written
+    candidate: Candidate | None = None
+    rejected: dict[str, Any] | None = None
+    outcomes: list[Outcome] = Field(default_factory=list)  # the branch's result: one item
+
+
+class ScenarioOutput(BaseModel):
+    """What a branch hands back to the round (collected by ``BuildState.outcomes``'s reducer)."""
+
+    outcomes: list[Outcome] = Field(default_factory=list)
+
+
 class BuildState(BaseModel):
     """The loop's state; every field is checkpointable."""
 
     iteration: int = 0
-    scenarios: list[Scenario] = Field(default_factory=list)
-    attempts: list[Attempt] = Field(default_factory=list)
-    verdicts: list[Verdict] = Field(default_factory=list)
-    candidates: list[Candidate] = Field(default_factory=list)
-    admitted: list[str] = Field(default_factory=list)
-    rejected: list[dict[str, Any]] = Field(default_factory=list)
+    scenarios: list[Scenario] = Field(default_factory=list)  # this round's
+    outcomes: Annotated[list[Outcome], operator.add] = Field(default_factory=list)  # every round's, appended
     stats: list[dict[str, Any]] = Field(default_factory=list)
     curriculum: Curriculum = Field(default_factory=Curriculum)
     plan: dict[str, int] = Field(default_factory=dict)
     stop_reason: str = ""
 
+    def round(self, iteration: int | None = None) -> list[Outcome]:
+        """One round's outcomes in batch order (the current round's by default)."""
+        it = self.iteration if iteration is None else iteration
+        return sorted((o for o in self.outcomes if o.iteration == it), key=lambda o: o.index)
 
-def pmap(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
-    """``map`` over a thread pool, keeping order; sequential when ``workers`` is 1."""
-    if workers <= 1 or len(items) <= 1:
-        return [fn(x) for x in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(fn, items))
+    @property
+    def admitted(self) -> list[str]:
+        return list(dict.fromkeys(o.admitted for o in self.outcomes if o.admitted))
+
+    @property
+    def rejected(self) -> list[dict[str, Any]]:
+        return [o.rejected for o in self.outcomes if o.rejected]
 
 
 def describe_attempt(attempt: Attempt) -> str:
@@ -106,11 +144,40 @@ def describe_attempt(attempt: Attempt) -> str:
     return "\n\n".join(lines)
 
 
+class _SerializedWrites:
+    """The library with its writes serialized: a round's scenarios run in parallel threads."""
+
+    WRITES = frozenset({"add", "record_use", "record_trial"})
+
+    def __init__(self, store: StrategyStore) -> None:
+        self._store, self._lock = store, threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if name not in self.WRITES:
+            return attr
+
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return locked
+
+
 class Nodes:
-    """The steps of the loop, bound to a context."""
+    """The steps of the loop, bound to a context.
+
+    ``plan``, ``generate_scenarios`` and ``update_curriculum`` run once per round; ``attempt``, ``judge``,
+    ``write_strategy`` and ``admit`` run once per scenario, in branches that overlap: while the teacher
+    writes for one failure, the student attempts the next scenario or measures an earlier candidate.
+    """
 
     def __init__(self, ctx: BuildContext) -> None:
-        self.ctx = ctx
+        self.ctx = replace(ctx, library=_SerializedWrites(ctx.library))
+        self._writes: dict[int, int] = {}  # entries granted per round (the cap applies first come, first served)
+        self._writes_lock = threading.Lock()
+
+    # --- once per round ---
 
     def plan(self, state: BuildState) -> dict[str, Any]:
         """Check the budget, then split the next batch across categories by the curriculum's mix."""
@@ -142,38 +209,61 @@ class Nodes:
         else:
             scenarios = task.scenarios("train", cfg.batch_size, seed=seed)
         self.ctx.progress("scenarios", iteration=state.iteration, n=len(scenarios))
-        return {"scenarios": scenarios, "attempts": [], "verdicts": [], "candidates": []}
+        return {"scenarios": scenarios}
 
-    def attempt(self, state: BuildState) -> dict[str, Any]:
-        def one(sc: Scenario) -> Attempt:
-            at = run_attempt(self.ctx.task, self.ctx.student, sc)
-            self.ctx.progress("attempt", scenario=sc.id)
-            return at
-
-        return {"attempts": pmap(one, state.scenarios, self.ctx.config.student_concurrency)}
-
-    def judge(self, state: BuildState) -> dict[str, Any]:
-        verdicts = [
-            judge_attempt(self.ctx.task, sc, at) for sc, at in zip(state.scenarios, state.attempts, strict=True)
-        ]
+    def update_curriculum(self, state: BuildState) -> dict[str, Any]:
+        """Close the round: pass rates per category, library use counts, difficulty, and the round's figures."""
+        outcomes = state.round()
         curriculum = state.curriculum.model_copy(deep=True)
-        for sc, v in zip(state.scenarios, verdicts, strict=True):
-            curriculum.record(sc.category, v.correct)
         record_use = getattr(self.ctx.library, "record_use", None)
-        for at, v in zip(state.attempts, verdicts, strict=True):
-            if record_use is not None and at.strategy_ids:
-                record_use(at.strategy_ids, v.correct)
-        self.ctx.progress("judged", passed=sum(v.correct for v in verdicts), total=len(verdicts))
-        return {"verdicts": verdicts, "curriculum": curriculum}
+        for o in outcomes:
+            curriculum.record(o.scenario.category, o.verdict.correct)
+            if record_use is not None and o.attempt.strategy_ids:
+                record_use(o.attempt.strategy_ids, o.verdict.correct)
+        raised = curriculum.update_difficulty()
+        if raised:
+            self.ctx.progress("difficulty", raised=raised)
+        usage = self.ctx.log.totals("teacher")
+        spent_before = sum(s.get("teacher_tokens", 0) for s in state.stats)
+        row = {
+            "iteration": state.iteration,
+            "passed": sum(o.verdict.correct for o in outcomes),
+            "total": len(outcomes),
+            "candidates": sum(bool(o.candidate) for o in outcomes),
+            "admitted": sum(bool(o.admitted) for o in outcomes),
+            "lift_sum": sum(o.lift for o in outcomes),
+            "teacher_tokens": usage.tokens - spent_before,
+            "cost_usd": usage.cost_usd,
+            "time": time.time(),
+        }
+        return {"curriculum": curriculum, "iteration": state.iteration + 1, "stats": [*state.stats, row]}
 
-    def write_strategy(self, state: BuildState) -> dict[str, Any]:
-        failures = [
-            (sc, at) for sc, at, v in zip(state.scenarios, state.attempts, state.verdicts, strict=True) if not v.correct
-        ][: self.ctx.config.max_strategies_per_iteration]
-        results = pmap(lambda f: self._write_one(*f), failures, self.ctx.config.teacher_concurrency)
-        candidates = [r for r in results if isinstance(r, Candidate)]
-        rejected = [*state.rejected, *(r for r in results if isinstance(r, dict))]
-        return {"candidates": candidates, "rejected": rejected}
+    # --- once per scenario ---
+
+    def attempt(self, state: ScenarioState) -> dict[str, Any]:
+        with self.ctx.student_turns:
+            at = run_attempt(self.ctx.task, self.ctx.student, state.scenario)
+        self.ctx.progress("attempt", scenario=state.scenario.id)
+        return {"attempt": at}
+
+    def judge(self, state: ScenarioState) -> dict[str, Any]:
+        assert state.attempt is not None
+        verdict = judge_attempt(self.ctx.task, state.scenario, state.attempt)
+        self.ctx.progress("judged", passed=int(verdict.correct), total=1)
+        return {"verdict": verdict, "write": not verdict.correct and self._grant_write(state.iteration)}
+
+    def _grant_write(self, iteration: int) -> bool:
+        with self._writes_lock:
+            granted = self._writes.get(iteration, 0)
+            if granted >= self.ctx.config.max_strategies_per_iteration:
+                return False
+            self._writes[iteration] = granted + 1
+            return True
+
+    def write_strategy(self, state: ScenarioState) -> dict[str, Any]:
+        assert state.attempt is not None
+        result = self._write_one(state.scenario, state.attempt)
+        return {"candidate": result} if isinstance(result, Candidate) else {"rejected": result}
 
     def _write_one(self, sc: Scenario, at: Attempt) -> Candidate | dict[str, Any]:
         had = [s.render() for sid in at.strategy_ids if (s := self.ctx.library.get(sid))]
@@ -216,46 +306,28 @@ class Nodes:
         ok = judge_attempt(self.ctx.task, sc, Attempt(scenario_id=sc.id, answer=text)).correct
         return f"{text.strip()}\n({'this reaches the correct answer' if ok else 'this reaches a WRONG answer'})"
 
-    def admit(self, state: BuildState) -> dict[str, Any]:
-        """Measure each candidate with and without it on the failure and fresh siblings; admit if it helps."""
-        by_id = {sc.id: sc for sc in state.scenarios}
-        admitted, rejected = list(state.admitted), list(state.rejected)
-        lift_sum = 0.0
-        for cand in state.candidates:
-            outcome = admit_candidate(self.ctx, cand.strategy, by_id[cand.scenario_id], state.iteration)
-            if outcome.admitted_id:
-                if outcome.admitted_id not in admitted:
-                    admitted.append(outcome.admitted_id)
-                lift_sum += outcome.strategy.effect.lift
-            else:
-                rejected.append({"scenario": cand.scenario_id, "reason": outcome.reason, "title": cand.strategy.title})
-        for sc, at, v in zip(state.scenarios, state.attempts, state.verdicts, strict=True):
-            if not v.correct and at.strategy_ids:
-                ablate_failure(self.ctx, sc, at)
-        usage = self.ctx.log.totals("teacher")
-        spent_before = sum(s.get("teacher_tokens", 0) for s in state.stats)
-        stats = [
-            *state.stats,
-            {
-                "iteration": state.iteration,
-                "passed": sum(v.correct for v in state.verdicts),
-                "total": len(state.verdicts),
-                "candidates": len(state.candidates),
-                "admitted": len(admitted) - len(state.admitted),
-                "lift_sum": lift_sum,
-                "teacher_tokens": usage.tokens - spent_before,
-                "cost_usd": usage.cost_usd,
-                "time": time.time(),
-            },
-        ]
-        return {"admitted": admitted, "rejected": rejected, "stats": stats}
 
-    def update_curriculum(self, state: BuildState) -> dict[str, Any]:
-        curriculum = state.curriculum.model_copy(deep=True)
-        raised = curriculum.update_difficulty()
-        if raised:
-            self.ctx.progress("difficulty", raised=raised)
-        return {"curriculum": curriculum, "iteration": state.iteration + 1}
+    def admit(self, state: ScenarioState) -> dict[str, Any]:
+        """Measure the candidate with and without it on the failure and fresh siblings, and admit it if it helps.
+
+        A failure that used library entries is also re-run without them (evidence against those entries).
+        Every branch ends here, handing its outcome to the round.
+        """
+        sc, at, verdict = state.scenario, state.attempt, state.verdict
+        assert at is not None and verdict is not None
+        outcome = Outcome(iteration=state.iteration, index=state.index, scenario=sc, attempt=at, verdict=verdict,
+                          rejected=state.rejected)
+        if state.candidate is not None:
+            cand = state.candidate.strategy
+            result = admit_candidate(self.ctx, cand, sc, state.iteration)
+            outcome.candidate = cand.title
+            if result.admitted_id:
+                outcome.admitted, outcome.lift = result.admitted_id, result.strategy.effect.lift
+            else:
+                outcome.rejected = {"scenario": sc.id, "reason": result.reason, "title": cand.title}
+        if not verdict.correct and at.strategy_ids:
+            ablate_failure(self.ctx, sc, at)
+        return {"outcomes": [outcome]}
 
 
 def _leak_error(draft: StrategyDraft, sc: Scenario) -> str | None:
@@ -263,8 +335,13 @@ def _leak_error(draft: StrategyDraft, sc: Scenario) -> str | None:
     return f"the entry must be general, but {reason}. Rewrite it without numbers from this problem." if reason else None
 
 
-def route_after_judge(state: BuildState) -> str:
-    return "write_strategy" if any(not v.correct for v in state.verdicts) else "admit"
+def route_after_judge(state: ScenarioState) -> str:
+    return "write_strategy" if state.write else "admit"
+
+
+def fan_out(state: BuildState) -> list[ScenarioState]:
+    """The round's branches, one per scenario."""
+    return [ScenarioState(iteration=state.iteration, index=i, scenario=sc) for i, sc in enumerate(state.scenarios)]
 
 
 def should_continue(state: BuildState, iterations: int) -> bool:
