@@ -107,8 +107,10 @@ def build(
                                       "bfcl:simple, bfcl:multiple, or spec:<domain.yaml>.")] = "gsm_symbolic",
     iterations: Annotated[int, typer.Option(help="Rounds of plan → generate → attempt → judge → write → admit.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Scenarios the student attempts per round.")] = 6,
-    heldout: Annotated[int, typer.Option(help="Held-out items for the before/after measurement.")] = 15,
+    heldout: Annotated[int, typer.Option(help="Held-out items for the before/after measurement.")] = 12,
     siblings: Annotated[int, typer.Option(help="Fresh sibling scenarios each candidate is measured on.")] = 1,
+    max_strategies: Annotated[int, typer.Option(help="Entries the teacher writes per round, from the first "
+                                                "failures judged.")] = 2,
     teacher_concurrency: Annotated[int, typer.Option(help="Teacher calls in flight at once.")] = 4,
     max_teacher_tokens: Annotated[int | None, typer.Option(help="Stop once the teacher used this many tokens.")] = None,
     max_cost: Annotated[float | None, typer.Option(help="Stop when teacher spend reaches this many USD.")] = None,
@@ -144,7 +146,8 @@ def build(
     budget = Budget(max_teacher_tokens=max_teacher_tokens, max_cost_usd=max_cost,
                     max_seconds=max_minutes * 60 if max_minutes else None, min_gain_per_1k_tokens=min_gain)
     config = BuildConfig(iterations=iterations, batch_size=batch_size, seed=settings.seed, siblings=siblings,
-                         teacher_concurrency=teacher_concurrency, budget=budget)
+                         max_strategies_per_iteration=max_strategies, teacher_concurrency=teacher_concurrency,
+                         budget=budget)
     with BuildDisplay(console, iterations=iterations, batch_size=batch_size) as display:
         report = run_build(settings, task_name=task, config=config, heldout=heldout, progress=display.update,
                            resume=resume, scrub=scrub)
