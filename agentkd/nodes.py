@@ -225,12 +225,13 @@ class Nodes:
             self.ctx.progress("difficulty", raised=raised)
         usage = self.ctx.log.totals("teacher")
         spent_before = sum(s.get("teacher_tokens", 0) for s in state.stats)
+        earlier = [o.admitted for o in state.outcomes if o.admitted and o.iteration < state.iteration]
         row = {
             "iteration": state.iteration,
             "passed": sum(o.verdict.correct for o in outcomes),
             "total": len(outcomes),
             "candidates": sum(bool(o.candidate) for o in outcomes),
-            "admitted": sum(bool(o.admitted) for o in outcomes),
+            "admitted": len({o.admitted for o in outcomes if o.admitted} - set(earlier)),  # new entries only
             "lift_sum": sum(o.lift for o in outcomes),
             "teacher_tokens": usage.tokens - spent_before,
             "cost_usd": usage.cost_usd,

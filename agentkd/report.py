@@ -93,6 +93,7 @@ def plot_report(report: BuildReport, path: Path) -> Path | None:
     twin = left.twinx()
     twin.bar(rounds, cumulative, alpha=0.25, color="tab:green", label="admitted (cumulative)")
     left.set_xlabel("round")
+    left.set_xticks(rounds)
     left.set_ylim(0, 1)
     left.set_title("build")
     left.legend(loc="upper left", fontsize=8)

@@ -47,7 +47,7 @@ class EdgeStudent:
     """Retrieve → pack → answer with the calculator, streaming text to ``out``."""
 
     def __init__(
-        self, model: Path, bundle: Path, *, threads: int | None, n_ctx: int, k: int, budget: int, batch: int = 512
+        self, model: Path, bundle: Path, *, threads: int | None, n_ctx: int, k: int, budget: int, batch: int = 128
     ) -> None:
         self.llm = LocalLLM(model, n_ctx=n_ctx, n_threads=threads, n_batch=batch)
         self.retriever = BundleRetriever(bundle)
@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--ctx", type=int, default=2048, help="context window in tokens")
     parser.add_argument("--k", type=int, default=3, help="strategies retrieved per question")
     parser.add_argument("--budget", type=int, default=600, help="token budget for the packed strategies")
-    parser.add_argument("--batch", type=int, default=512, help="prompt tokens per evaluation batch (less: less memory)")
+    parser.add_argument("--batch", type=int, default=128, help="prompt tokens per evaluation batch (less: less memory)")
     parser.add_argument("--bench", action="store_true", help="print start-up time, timings and peak RSS as JSON")
     args = parser.parse_args()
     student = EdgeStudent(args.model, args.bundle, threads=args.threads, n_ctx=args.ctx, k=args.k, budget=args.budget,
