@@ -266,7 +266,8 @@ def test_a_real_episode_runs_end_to_end(smollm_path: Path, monkeypatch: pytest.M
     assert "<policy>" in attempt.transcript[0]["content"]
     verdict = grade_attempt(task, sc, attempt)
     assert "pass^1=" in verdict.reasons and 0.0 <= verdict.score <= 1.0
-    assert student.log.totals("student").calls >= 1 and customer.log.totals("teacher").calls == 1
+    assert student.log.totals("student").calls >= 1
+    assert customer.log.totals("teacher").calls in (1, 2)  # 2 when it ended the call before its request
 
 
 @pytest.mark.model
@@ -281,3 +282,18 @@ def test_a_student_context_too_small_for_the_policy_is_a_setting_to_change(smoll
     with pytest.raises(TaskError, match="prompt tokens") as err:
         task.run(Student(smollm_path, n_ctx=2048), task.scenario("0"))
     assert "n_ctx=8192" in (err.value.hint or "")
+
+
+def test_a_customer_that_ends_the_call_before_its_request_is_asked_again() -> None:
+    from agentkd.tasks.tau2 import OPENING_NUDGE
+    from agentkd.testing import fake_teacher
+
+    customer = fake_teacher(["###STOP###", "Hi, I want to return a lamp.", "###STOP###"])
+    task = Tau2Task("retail", customer=customer)
+    said = task._customer_says("system", [{"role": "assistant", "content": "Hi! How can I help you today?"}])
+    assert said == "Hi, I want to return a lamp."
+    later = task._customer_says("system", [{"role": "assistant", "content": "Hi!"},
+                                           {"role": "user", "content": "Hi, I want to return a lamp."},
+                                           {"role": "assistant", "content": "Done."}])
+    assert later == "###STOP###", "a stop after the request is the customer's to make"
+    assert customer.log.totals("teacher").calls == 3 and OPENING_NUDGE.startswith("(You are the customer")

