@@ -106,6 +106,15 @@ def load_task(name: str) -> Any:
     return get_task(name)
 
 
+def attach_teacher(task: Any, teacher: Any, name: str) -> None:
+    """Give a task that needs a model (a spec's scenario writer and grader, tau2's customer) the teacher."""
+    for role in ("teacher", "customer"):
+        if hasattr(task, role) and getattr(task, role) is None:
+            setattr(task, role, teacher)
+    if hasattr(task, "customer_view") and name.startswith("local/"):
+        task.customer_view = "transcript"  # small local simulators answer as the agent when roles are flipped
+
+
 def ensure_models(settings: Settings, progress: Progress) -> None:
     """Assemble the catalog models this build needs before the loop starts (verified, once)."""
     for spec in (settings.student, settings.teacher):
@@ -190,9 +199,7 @@ def run_build(
     if getattr(task, "n_ctx", None) and settings.n_ctx < task.n_ctx:  # e.g. tau2's policy + tools need ~8k
         settings = settings.model_copy(update={"n_ctx": task.n_ctx})
     parts = make_parts(settings, log, task)
-    for role in ("teacher", "customer"):  # sources that need a model (spec scenarios, tau2's customer)
-        if hasattr(task, role) and getattr(task, role) is None:
-            setattr(task, role, parts["teacher"])
+    attach_teacher(task, parts["teacher"], settings.teacher)
     parts["teacher"].scrub = default_scrubber(settings.teacher, scrub)
     ctx = BuildContext(
         teacher=parts["teacher"],

@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from agentkd.build import ensure_models, make_parts
+from agentkd.build import attach_teacher, ensure_models, make_parts
 from agentkd.config import get_settings
 from agentkd.eval.packs import import_pack, is_pack
 from agentkd.library import Library, MMRRetriever
@@ -41,7 +41,7 @@ def main(
     settings = settings.model_copy(update={"n_ctx": max(settings.n_ctx, retail.n_ctx)})  # policy + tools ~4.7k
     ensure_models(settings, lambda event, **data: console.print(f"assembling {data['model']} (once)…"))
     parts = make_parts(settings, RunLog(), retail)
-    retail.customer = parts["teacher"]
+    attach_teacher(retail, parts["teacher"], settings.teacher)
     student = parts["student"]
     if no_pack or not is_pack(pack):
         student.retriever, source = None, "no strategies" + ("" if no_pack else f" ({pack} is not built yet)")

@@ -297,3 +297,24 @@ def test_a_customer_that_ends_the_call_before_its_request_is_asked_again() -> No
                                            {"role": "assistant", "content": "Done."}])
     assert later == "###STOP###", "a stop after the request is the customer's to make"
     assert customer.log.totals("teacher").calls == 3 and OPENING_NUDGE.startswith("(You are the customer")
+
+
+def test_the_transcript_view_shows_the_conversation_as_text_for_small_simulators() -> None:
+    from agentkd.testing import fake_teacher
+
+    seen: list[list[dict[str, str]]] = []
+
+    def customer(messages: list[dict[str, str]]) -> str:
+        seen.append(messages)
+        return "Customer: My e-mail is a@b.c."
+
+    task = Tau2Task("retail", customer=fake_teacher([customer], repeat_last=True), customer_view="transcript")
+    said = task._customer_says("system", [{"role": "assistant", "content": "Hi! How can I help you today?"},
+                                          {"role": "user", "content": "I want to return a lamp."},
+                                          {"role": "assistant", "content": "", "tool_calls": [{"id": "1"}]},
+                                          {"role": "assistant", "content": "Your e-mail, please?"}])
+    assert said == "My e-mail is a@b.c."
+    [system, turn] = seen[0]
+    assert system["content"] == "system" and turn["role"] == "user"
+    assert "Agent: Hi! How can I help you today?\nCustomer: I want to return a lamp.\nAgent: Your e-mail, please?" in (
+        turn["content"])

@@ -156,7 +156,7 @@ def run_eval(
 
     ``parts`` (``{"student": ..., "teacher": ...}``) and ``task`` replace what the settings would build.
     """
-    from agentkd.build import ensure_models, load_task, make_parts
+    from agentkd.build import attach_teacher, ensure_models, load_task, make_parts
     from agentkd.eval.report import write_report
 
     arms = parse_arms(config.arms)
@@ -181,9 +181,7 @@ def run_eval(
         ensure_models(settings if needs_teacher else settings.model_copy(update={"teacher": settings.student}),
                       progress)
         parts = make_parts(settings, RunLog(out / "calls.jsonl"), task)
-    for attr in ("customer", "teacher"):  # tau2's simulated customer, a spec's scenario writer and grader
-        if hasattr(task, attr) and getattr(task, attr) is None:
-            setattr(task, attr, parts["teacher"])
+    attach_teacher(task, parts["teacher"], settings.teacher)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     scenarios = task.scenarios(config.split, config.n, seed=config.seed)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agentkd.errors import TaskError
 from agentkd.prompts import render
@@ -89,6 +89,7 @@ class Tau2Task:
         domain: str = "retail",
         *,
         customer: ChatModel | None = None,
+        customer_view: Literal["roles", "transcript"] = "roles",
         max_turns: int = 15,
         max_tool_steps: int = 6,
         customer_max_tokens: int = 300,
@@ -100,6 +101,7 @@ class Tau2Task:
             known = sorted(p.name for p in root.iterdir() if (p / "tasks.json").is_file()) if root.is_dir() else []
             raise TaskError(f"no tau2 domain {domain!r} in {root}", hint=f"use one of: {', '.join(known) or 'none'}")
         self.customer = customer
+        self.customer_view = customer_view
         self._expected: dict[str, str | None] = {}  # task id -> hash of the expected end state
         self.max_turns, self.max_tool_steps, self.customer_max_tokens = max_turns, max_tool_steps, customer_max_tokens
 
@@ -239,22 +241,32 @@ class Tau2Task:
         )
 
     def _customer_says(self, system: str, trajectory: list[Message]) -> str:
-        """The customer's next message: the conversation with roles flipped, tool traffic hidden (as tau2)."""
+        """The customer's next message, from the conversation with the tool traffic hidden (as tau2).
+
+        ``customer_view="roles"`` shows it as tau2 does, roles flipped (the agent speaks as "user");
+        ``"transcript"`` shows it as one text ("Agent: … / Customer: …") and asks for the customer's next
+        line, which small local simulators follow where they would otherwise answer as the agent.
+        """
         assert self.customer is not None
-        flipped: list[Message] = [{"role": "system", "content": system}]
-        for m in trajectory:
-            if m["role"] == "assistant" and m.get("content") and not m.get("tool_calls"):
-                flipped.append({"role": "user", "content": m["content"]})
-            elif m["role"] == "user":
-                flipped.append({"role": "assistant", "content": m["content"]})
-        reply = self.customer.complete(flipped, purpose="customer", max_tokens=self.customer_max_tokens)
-        said = str(reply.get("content") or "").strip()
-        if len(flipped) == 2 and (not said or any(token in said for token in USER_STOPS)):
+        said_by = [
+            ("agent" if m["role"] == "assistant" else "customer", str(m["content"]))
+            for m in trajectory
+            if (m["role"] == "assistant" and m.get("content") and not m.get("tool_calls")) or m["role"] == "user"
+        ]
+        prompt: list[Message] = [{"role": "system", "content": system}]
+        if self.customer_view == "transcript":
+            lines = "\n".join(f"{who.capitalize()}: {text}" for who, text in said_by)
+            prompt.append({"role": "user", "content": render("tau2_customer_turn.md", transcript=lines)})
+        else:
+            prompt += [{"role": "user" if who == "agent" else "assistant", "content": text} for who, text in said_by]
+        reply = self.customer.complete(prompt, purpose="customer", max_tokens=self.customer_max_tokens)
+        said = str(reply.get("content") or "").strip().removeprefix("Customer:").strip()
+        if len(said_by) == 1 and (not said or any(token in said for token in USER_STOPS)):
             # A small simulator may "end" the call before making its request (Qwen2.5-1.5B does, on most
             # tasks): that is no conversation at all, so ask once more for the opening message.
             nudge = {"role": "user", "content": OPENING_NUDGE}
-            reply = self.customer.complete([*flipped, nudge], purpose="customer", max_tokens=self.customer_max_tokens)
-            said = str(reply.get("content") or "").strip()
+            reply = self.customer.complete([*prompt, nudge], purpose="customer", max_tokens=self.customer_max_tokens)
+            said = str(reply.get("content") or "").strip().removeprefix("Customer:").strip()
         return said
 
     # -- grading -------------------------------------------------------------------------------
