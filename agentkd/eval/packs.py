@@ -188,7 +188,8 @@ def build_info(runs_dir: Path, run_id: str) -> BuildInfo:
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
     cfg, st = spec.get("config", {}), spec.get("settings", {})
     args = ["agentkd", "build", "--task", spec["task"], "--iterations", str(cfg.get("iterations")),
-            "--batch-size", str(cfg.get("batch_size")), "--siblings", str(cfg.get("siblings")),
+            "--batch-size", str(cfg.get("batch_size")),
+            "--max-strategies", str(cfg.get("max_strategies_per_iteration")), "--siblings", str(cfg.get("siblings")),
             "--heldout", str(spec.get("heldout")), "--teacher", st.get("teacher", ""),
             "--student", st.get("student", ""),
             "--library", st.get("library") or "<library dir>", "--collection", st.get("collection", "default"),
