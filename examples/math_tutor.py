@@ -52,7 +52,7 @@ STARTER = [
 
 def open_library(pack: Path, home: Path) -> tuple[Library, str]:
     """The pack as a library, or the starter strategies when the pack is not built yet."""
-    if is_pack(pack):
+    if is_pack(pack) and any(pack.rglob("s-*.md")):
         location, collection, manifest = import_pack(pack, home)
         return Library.open(location, collection), f"pack {manifest.name} ({pack})"
     lib = Library.open(str(home / "examples" / "math-tutor"), "math-starter")

@@ -43,8 +43,8 @@ def main(
     parts = make_parts(settings, RunLog(), retail)
     attach_teacher(retail, parts["teacher"], settings.teacher)
     student = parts["student"]
-    if no_pack or not is_pack(pack):
-        student.retriever, source = None, "no strategies" + ("" if no_pack else f" ({pack} is not built yet)")
+    if no_pack or not is_pack(pack) or not any(pack.rglob("s-*.md")):
+        student.retriever, source = None, "no strategies" + ("" if no_pack else f" ({pack} has no entries yet)")
     else:
         location, collection, manifest = import_pack(pack, settings.home)
         library = Library.open(location, collection)
