@@ -2,7 +2,7 @@
 # A new domain from a one-page spec: build a small strategy library for Pedal & Co.'s bike-rental support
 # (examples/support_domain.yaml) with the local models, offline, then list and show what was admitted.
 #
-#     bash examples/new_domain.sh                 # ~15 minutes on two CPU cores
+#     bash examples/new_domain.sh                 # ~10 minutes on two CPU cores
 #     ITERATIONS=3 BATCH=6 bash examples/new_domain.sh
 #
 # The teacher writes customer requests from the spec (aimed at the weakest categories), the student answers
