@@ -45,9 +45,6 @@ def build_graph(ctx: BuildContext, checkpointer: Any = None) -> Any:
     def branches(state: BuildState) -> list[Send] | Literal["update_curriculum"]:
         return [Send("scenario", s.model_dump()) for s in fan_out(state)] or "update_curriculum"
 
-    def route_after_judge_(state: ScenarioState) -> Literal["write_strategy", "admit"]:
-        return "write_strategy" if route_after_judge(state) == "write_strategy" else "admit"
-
     def route_after_update_curriculum(state: BuildState) -> Literal["plan", "__end__"]:
         return "plan" if should_continue(state, iterations) else "__end__"
 
@@ -58,7 +55,7 @@ def build_graph(ctx: BuildContext, checkpointer: Any = None) -> Any:
     scenario.add_node("admit", nodes.admit)
     scenario.add_edge(START, "attempt")
     scenario.add_edge("attempt", "judge")
-    scenario.add_conditional_edges("judge", route_after_judge_)
+    scenario.add_conditional_edges("judge", route_after_judge)
     scenario.add_edge("write_strategy", "admit")
     scenario.add_edge("admit", END)
 

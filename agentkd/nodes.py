@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -336,7 +336,7 @@ def _leak_error(draft: StrategyDraft, sc: Scenario) -> str | None:
     return f"the entry must be general, but {reason}. Rewrite it without numbers from this problem." if reason else None
 
 
-def route_after_judge(state: ScenarioState) -> str:
+def route_after_judge(state: ScenarioState) -> Literal["write_strategy", "admit"]:
     return "write_strategy" if state.write else "admit"
 
 

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from agentkd import models
 from agentkd.config import get_settings
-from agentkd.eval.packs import import_pack, is_pack
+from agentkd.eval.packs import has_entries, import_pack
 from agentkd.library import Library, MMRRetriever
 from agentkd.report import print_answer
 from agentkd.schema import Strategy
@@ -52,7 +52,7 @@ STARTER = [
 
 def open_library(pack: Path, home: Path) -> tuple[Library, str]:
     """The pack as a library, or the starter strategies when the pack is not built yet."""
-    if is_pack(pack) and any(pack.rglob("s-*.md")):
+    if has_entries(pack):
         location, collection, manifest = import_pack(pack, home)
         return Library.open(location, collection), f"pack {manifest.name} ({pack})"
     lib = Library.open(str(home / "examples" / "math-tutor"), "math-starter")

@@ -22,7 +22,7 @@ from rich.console import Console
 
 from agentkd.build import attach_teacher, ensure_models, make_parts
 from agentkd.config import get_settings
-from agentkd.eval.packs import import_pack, is_pack
+from agentkd.eval.packs import has_entries, import_pack
 from agentkd.library import Library, MMRRetriever
 from agentkd.runlog import RunLog
 from agentkd.tasks.tau2 import Tau2Task
@@ -43,7 +43,7 @@ def main(
     parts = make_parts(settings, RunLog(), retail)
     attach_teacher(retail, parts["teacher"], settings.teacher)
     student = parts["student"]
-    if no_pack or not is_pack(pack) or not any(pack.rglob("s-*.md")):
+    if no_pack or not has_entries(pack):
         student.retriever, source = None, "no strategies" + ("" if no_pack else f" ({pack} has no entries yet)")
     else:
         location, collection, manifest = import_pack(pack, settings.home)

@@ -222,6 +222,11 @@ def is_pack(path: Path) -> bool:
     return not (path / "chroma.sqlite3").exists() and any(path.glob("*.md"))
 
 
+def has_entries(path: Path) -> bool:
+    """A pack with at least one strategy file (a pack's manifest can be written before anything is admitted)."""
+    return is_pack(path) and any((path / pack_manifest(path).entries).glob("*.md"))
+
+
 def pack_manifest(path: Path) -> PackManifest:
     """The pack's manifest; a bare directory of strategy files gets a minimal one."""
     if (path / MANIFEST).is_file():

@@ -259,15 +259,17 @@ class Tau2Task:
             prompt.append({"role": "user", "content": render("tau2_customer_turn.md", transcript=lines)})
         else:
             prompt += [{"role": "user" if who == "agent" else "assistant", "content": text} for who, text in said_by]
-        reply = self.customer.complete(prompt, purpose="customer", max_tokens=self.customer_max_tokens)
-        said = str(reply.get("content") or "").strip().removeprefix("Customer:").strip()
+        said = self._ask_customer(prompt)
         if len(said_by) == 1 and (not said or any(token in said for token in USER_STOPS)):
             # A small simulator may "end" the call before making its request (Qwen2.5-1.5B does, on most
             # tasks): that is no conversation at all, so ask once more for the opening message.
-            nudge = {"role": "user", "content": OPENING_NUDGE}
-            reply = self.customer.complete([*prompt, nudge], purpose="customer", max_tokens=self.customer_max_tokens)
-            said = str(reply.get("content") or "").strip().removeprefix("Customer:").strip()
+            said = self._ask_customer([*prompt, {"role": "user", "content": OPENING_NUDGE}])
         return said
+
+    def _ask_customer(self, messages: list[Message]) -> str:
+        assert self.customer is not None
+        reply = self.customer.complete(messages, purpose="customer", max_tokens=self.customer_max_tokens)
+        return str(reply.get("content") or "").strip().removeprefix("Customer:").strip()
 
     # -- grading -------------------------------------------------------------------------------
     def grade(self, scenario: Scenario, attempt: Attempt) -> Verdict:
