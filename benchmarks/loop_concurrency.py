@@ -5,6 +5,9 @@ The teacher is scripted with a fixed latency per call (a stand-in for a remote A
 without a strategy, so each costs two teacher calls (solve + write) plus one student re-run at admission.
 
     python benchmarks/loop_concurrency.py --latency 2 --levels 1 4 16 --batch 16
+
+``student_busy`` tells which side limits a level: the teacher while it is well below 1.0, the student
+(one in-process model on the machine's cores) once it nears 1.0.
 """
 
 from __future__ import annotations
@@ -51,7 +54,10 @@ def measure(level: int, latency: float, batch: int, model: Path) -> dict[str, fl
         seconds = time.perf_counter() - t0
         return {"concurrency": level, "scenarios": len(state.scenarios), "seconds": round(seconds, 2),
                 "per_minute": round(len(state.scenarios) / seconds * 60, 1),
-                "teacher_calls": log.totals("teacher").calls, "student_calls": log.totals("student").calls}
+                "teacher_calls": log.totals("teacher").calls, "student_calls": log.totals("student").calls,
+                # share of the wall time the (serialized) student was computing: near 1.0, the student is the
+                # bottleneck, not the teacher
+                "student_busy": round(log.totals("student").seconds / seconds, 2)}
 
 
 def main() -> None:
