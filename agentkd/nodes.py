@@ -333,7 +333,10 @@ class Nodes:
 
 def _leak_error(draft: StrategyDraft, sc: Scenario) -> str | None:
     reason = leaks_answer(draft, sc)
-    return f"the entry must be general, but {reason}. Rewrite it without numbers from this problem." if reason else None
+    if reason is None:
+        return None
+    return (f"the entry must be general, but {reason}. Rewrite it in general words, without numbers, names or "
+            "values from this problem.")
 
 
 def route_after_judge(state: ScenarioState) -> Literal["write_strategy", "admit"]:
