@@ -28,7 +28,7 @@ from agentkd.runlog import RunLog
 from agentkd.schema import Attempt, Provenance, Scenario, Strategy, StrategyDraft, Verdict
 from agentkd.student import Student
 from agentkd.tasks import TaskSource
-from agentkd.tasks.base import run_attempt
+from agentkd.tasks.base import run_attempt, strategy_focus
 from agentkd.teacher import Teacher
 
 
@@ -273,6 +273,7 @@ class Nodes:
             prompt = render(
                 "strategy.md",
                 question=sc.question,
+                focus=strategy_focus(self.ctx.task),
                 answer=sc.answer,
                 attempt=describe_attempt(at),
                 had=had,

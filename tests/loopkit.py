@@ -27,6 +27,7 @@ CLUBS = ["Orchid Club"]
 class PassPhraseTask:
     name = "passphrase"
     instructions = "Reply in one short line."
+    strategy_focus = "The student answers visitors in one line; it does not know the club's secrets."
 
     def scenarios(self, split: str, n: int, seed: int) -> list[Scenario]:
         out = []

@@ -94,6 +94,8 @@ def test_a_candidate_that_does_not_help_is_kept_out(tmp_path: Path, smollm_path:
     assert state.admitted == []
     assert any("did not help" in r["reason"] for r in state.rejected)
     assert ctx.library.count() == 0  # type: ignore[attr-defined]
+    prompts = [c["messages"][-1]["content"] for c in ctx.teacher.transport.calls]  # type: ignore[attr-defined]
+    assert any(PassPhraseTask.strategy_focus in p for p in prompts), "the teacher learns how the student works"
 
 
 @pytest.mark.model

@@ -107,3 +107,17 @@ def test_a_jsonl_file_is_a_benchmark(tmp_path: Path) -> None:
 def test_numeric_answers_still_match_numerically() -> None:
     assert numeric_match("1,200", "so the total is 1200.0").correct
     assert not numeric_match("12", "Answer: 13").correct
+
+
+def test_each_source_tells_the_teacher_how_its_student_works() -> None:
+    """The strategy prompt's 'how the student works' paragraph: word problems by default, the source's own else."""
+    from agentkd.tasks.base import DEFAULT_STRATEGY_FOCUS, strategy_focus
+    from agentkd.tasks.bfcl import BfclTask
+    from agentkd.tasks.spec import SpecTask
+
+    assert strategy_focus(ReasoningGymTask("gsm_symbolic")) == DEFAULT_STRATEGY_FOCUS
+    bfcl = strategy_focus(BfclTask("multiple"))
+    assert "wrong function" in bfcl and "no Python tool" in bfcl
+    spec = SpecTask(Path(__file__).parent.parent / "examples" / "support_domain.yaml")
+    focus = strategy_focus(spec)
+    assert spec.spec.description.strip()[:40] in focus and spec.spec.tools[0].name in focus

@@ -67,6 +67,18 @@ class AttemptGrader(Protocol):
     def grade(self, scenario: Scenario, attempt: Attempt) -> Verdict: ...
 
 
+DEFAULT_STRATEGY_FOCUS = (
+    "The student solves the problem in writing and can run Python code. Typical mistakes: a misread quantity, a "
+    "wrong operation, a missed step, a wrong unit, a bug in its program."
+)
+
+
+def strategy_focus(task: object) -> str:
+    """What the teacher should know about a source when it writes an entry: how the student works on it (its
+    tools) and the mistakes to look for. A source may set ``strategy_focus``; the default fits word problems."""
+    return str(getattr(task, "strategy_focus", "") or DEFAULT_STRATEGY_FOCUS)
+
+
 def run_attempt(
     task: TaskSource, student: Any, scenario: Scenario, *, strategies: Sequence[Strategy] | None = None
 ) -> Attempt:

@@ -146,6 +146,12 @@ class BfclTask:
     """BFCL simple / multiple: one function call per question, graded by BFCL's AST checker."""
 
     instructions = "Answer with one call of the right function, written as name(argument=value, ...)."
+    strategy_focus = (
+        "The student answers with one call of one of the offered functions; nothing is executed and it has no "
+        "Python tool, so the lesson is how to choose the function and fill its arguments, not how to compute the "
+        "result. Typical mistakes: a similar but wrong function, a required argument left out, an argument the "
+        "function does not have, a value of the wrong type or format, a value not taken exactly from the request."
+    )
 
     def __init__(self, category: str = "simple", *, train_fraction: float = 0.7, force_call: bool = False,
                  data_dir: str | Path | None = None) -> None:

@@ -158,6 +158,13 @@ class SpecTask:
         self.name, self.teacher, self.max_steps = f"spec:{self.spec.name}", teacher, max_steps
         self._cache: dict[tuple[str, int, int], list[Scenario]] = {}
 
+    @property
+    def strategy_focus(self) -> str:
+        tools = ", ".join(t.name for t in self.spec.tools) or "none"
+        return (f"The student is an assistant for this domain: {self.spec.description.strip()} It acts through "
+                f"its tools ({tools}) and must follow the domain's policy. Typical mistakes: answering from memory "
+                "instead of a tool, a wrong or missing argument, breaking the policy, not answering what was asked.")
+
     def tools(self) -> ToolBox:
         return self.spec.toolbox()
 

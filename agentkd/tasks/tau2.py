@@ -82,6 +82,12 @@ class Tau2Task:
     """A tau2 domain: scenarios from its split file, a simulated customer, tau2's grading."""
 
     instructions = ""  # the policy is the agent's system prompt
+    strategy_focus = (
+        "The student is a customer-service agent: it talks with a customer, must follow the policy, and changes "
+        "anything only through its tools. Typical mistakes: acting before authenticating the customer, skipping a "
+        "lookup and guessing ids, a write action without the customer's explicit confirmation, doing what the "
+        "policy forbids, ending the conversation before the request is done."
+    )
     n_ctx = 16384  # policy + tool schemas alone are ~4.7k tokens; builds raise the student's context to this
 
     def __init__(
