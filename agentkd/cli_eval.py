@@ -61,9 +61,10 @@ def canonical_command(settings: Settings, opts: dict[str, Any]) -> str:
     args = ["agentkd", "eval", "--task", opts["task"], "--split", opts["split"], "--n", str(opts["n"]),
             "--seed", str(settings.seed), "--arms", opts["arms"], "--student", settings.student,
             "--teacher", settings.teacher]  # fmt: skip
+    uses_library = any(part == "library" for arm in opts["arms"].split(",") for part in arm.strip().split("+"))
     if opts.get("pack"):
         args += ["--pack", str(opts["pack"])]
-    else:
+    elif uses_library:  # only the plain +library arm reads --library; +library:<x> names its own
         args += ["--library", settings.library_path, "--collection", settings.collection]
     for flag in ("baseline", "retrieval_task", "max_tokens", "max_steps"):
         if opts.get(flag) is not None:

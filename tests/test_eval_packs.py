@@ -123,3 +123,16 @@ def test_build_spend_comes_from_the_build_run(tmp_path: Path) -> None:
     assert "--library /libs/math --collection math --seed 1234" in info.command
     with pytest.raises(ConfigError, match="no build run"):
         build_info(runs, "nope")
+
+
+def test_the_recorded_command_names_a_library_only_when_an_arm_reads_it(tmp_path: Path) -> None:
+    """A manifest's re-measure command must not carry this machine's library path when no arm uses it."""
+    from agentkd.cli_eval import canonical_command
+    from agentkd.config import get_settings
+
+    settings = get_settings(library=str(tmp_path / "lib"), collection="mine")
+    opts = {"task": "gsm_symbolic", "split": "heldout", "n": 5, "tools": True, "out": tmp_path / "out"}
+    assert "--library" not in canonical_command(settings, {**opts, "arms": "student,teacher"})
+    assert "--library" not in canonical_command(settings, {**opts, "arms": "student,student+library:math"})
+    with_lib = canonical_command(settings, {**opts, "arms": "student,student+library+cot"})
+    assert f"--library {tmp_path / 'lib'} --collection mine" in with_lib
