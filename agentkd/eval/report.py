@@ -156,9 +156,10 @@ def md_table(t: Table) -> str:
 
 
 def header_lines(r: EvalResult) -> list[str]:
-    lib = f"pack `{r.pack}`" if r.pack else f"library `{r.collection}` at `{r.library}`"
+    uses_library = any(part == "library" for arm in r.arms for part in arm.split("+"))
+    lib = f"pack `{r.pack}` · " if r.pack else f"library `{r.collection}` at `{r.library}` · " if uses_library else ""
     minutes = f"{r.seconds / 60:.1f} min"
-    return [f"student `{r.student}` · teacher `{r.teacher}` · {lib} · started {r.started} · {minutes}",
+    return [f"student `{r.student}` · teacher `{r.teacher}` · {lib}started {r.started} · {minutes}",
             *([f"strategies retrieved from task `{r.retrieval_task}`"] if r.retrieval_task else [])]
 
 
