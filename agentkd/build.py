@@ -83,6 +83,7 @@ def make_parts(settings: Settings, log: RunLog, task: Any = None) -> dict[str, A
         temperature=settings.temperature,
         seed=settings.seed,
         log=log,
+        api_base=settings.student_api_base,
     )
     # retrieval with a score threshold, MMR diversity and packing counted with the student's own tokenizer
     student.retriever = MMRRetriever(library, count_tokens=student.llm.count_tokens,
@@ -119,7 +120,7 @@ def ensure_models(settings: Settings, progress: Progress) -> None:
     """Assemble the catalog models this build needs before the loop starts (verified, once)."""
     for spec in (settings.student, settings.teacher):
         name = spec.removeprefix("local/")
-        local = spec.startswith("local/") or spec == settings.student
+        local = spec.startswith("local/") or (spec == settings.student and not settings.student_api_base)
         if local and name in models.CATALOG and not models.is_present(models.CATALOG[name], settings.models_dir):
             progress("pull", model=name)
             models.pull(name, root=settings.models_dir)
@@ -243,6 +244,7 @@ _PERSISTED = (
     "teacher",
     "teacher_api_base",
     "student",
+    "student_api_base",
     "library",
     "collection",
     "seed",

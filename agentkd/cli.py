@@ -112,6 +112,12 @@ def build(
     max_strategies: Annotated[int, typer.Option(help="Entries the teacher writes per round, from the first "
                                                 "failures judged.")] = 2,
     teacher_concurrency: Annotated[int, typer.Option(help="Teacher calls in flight at once.")] = 4,
+    student_api_base: Annotated[str | None, typer.Option(help="Reach the student on an OpenAI-compatible server "
+                                                         "(e.g. http://localhost:8080/v1; --student is then the "
+                                                         "model name it serves) instead of loading it in-process "
+                                                         "(env AGENTKD_STUDENT_API_BASE).")] = None,
+    student_concurrency: Annotated[int, typer.Option(help="Student episodes at once: 1 in-process; up to the "
+                                                     "server's slots with --student-api-base.")] = 1,
     max_teacher_tokens: Annotated[int | None, typer.Option(help="Stop once the teacher used this many tokens.")] = None,
     max_cost: Annotated[float | None, typer.Option(help="Stop when teacher spend reaches this many USD.")] = None,
     max_minutes: Annotated[float | None, typer.Option(help="Stop the loop after this many minutes.")] = None,
@@ -138,7 +144,11 @@ def build(
     from agentkd.nodes import BuildConfig
     from agentkd.report import BuildDisplay, print_report
 
-    settings = get_settings(teacher=teacher, student=student, library=library, collection=collection, seed=seed)
+    settings = get_settings(teacher=teacher, student=student, library=library, collection=collection, seed=seed,
+                            student_api_base=student_api_base)
+    if student_concurrency > 1 and not settings.student_api_base:
+        raise ConfigError("--student-concurrency > 1 needs a served student: an in-process model computes one "
+                          "episode at a time.", hint="add --student-api-base URL, or drop --student-concurrency")
     if resume == "last":
         resume = latest_unfinished_run(settings)
         if resume is None:
@@ -147,7 +157,7 @@ def build(
                     max_seconds=max_minutes * 60 if max_minutes else None, min_gain_per_1k_tokens=min_gain)
     config = BuildConfig(iterations=iterations, batch_size=batch_size, seed=settings.seed, siblings=siblings,
                          max_strategies_per_iteration=max_strategies, teacher_concurrency=teacher_concurrency,
-                         budget=budget)
+                         student_concurrency=student_concurrency, budget=budget)
     with BuildDisplay(console, iterations=iterations, batch_size=batch_size) as display:
         report = run_build(settings, task_name=task, config=config, heldout=heldout, progress=display.update,
                            resume=resume, scrub=scrub)
@@ -181,6 +191,7 @@ def ask(
         n_threads=settings.n_threads,
         temperature=settings.temperature,
         seed=settings.seed,
+        api_base=settings.student_api_base,
     )
     with console.status("thinking…"):
         answer = stu.ask(question, task=task, instructions=instructions)

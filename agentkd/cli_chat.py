@@ -52,7 +52,7 @@ def open_student(
     return Student(
         settings.student, retriever=retriever, k=settings.top_k, strategy_tokens=settings.strategy_tokens,
         n_ctx=settings.n_ctx, n_threads=settings.n_threads, temperature=settings.temperature, seed=settings.seed,
-        samples=samples, first_thought=first_thought, max_steps=max_steps,
+        samples=samples, first_thought=first_thought, max_steps=max_steps, api_base=settings.student_api_base,
     )  # fmt: skip
 
 

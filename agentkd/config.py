@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     student: str = Field(
         DEFAULT_STUDENT, description="Student model: a catalog name, a path to a .gguf file, or hf:<repo>/<file>."
     )
+    student_api_base: str | None = Field(
+        None, description="Base URL of an OpenAI-compatible server that serves the student (then `student` is the "
+        "model name it serves); unset: the student runs in-process from its GGUF file."
+    )
     library: str = Field(
         "", description="Strategy library: a directory for an on-disk Chroma store or http://host:port for a server."
     )

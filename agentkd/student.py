@@ -113,9 +113,17 @@ class Student:
         safe_tools: Collection[str] = DEFAULT_SAFE_TOOLS,
         first_thought: bool = False,
         reuse_order: bool = False,
+        api_base: str | None = None,
     ) -> None:
+        """``api_base``: reach ``model`` on an OpenAI-compatible server instead of loading it in-process."""
         self.model_spec = str(model)
-        self.llm = engine.shared(models.resolve(str(model)), n_ctx=n_ctx, n_threads=n_threads, seed=seed)
+        self.llm: Any
+        if api_base:
+            from agentkd.served import ServedLLM
+
+            self.llm = ServedLLM(str(model), api_base, n_ctx=n_ctx, seed=seed)
+        else:
+            self.llm = engine.shared(models.resolve(str(model)), n_ctx=n_ctx, n_threads=n_threads, seed=seed)
         self.tools = tools if tools is not None else default_tools()
         self.retriever, self.k, self.strategy_tokens = retriever, k, strategy_tokens
         self.temperature, self.seed, self.max_steps, self.max_tokens = temperature, seed, max_steps, max_tokens

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,51 +10,7 @@ from agentkd.errors import ConfigError, TeacherConnectionError
 from agentkd.providers import LitellmTransport
 from agentkd.schema import StrategyDraft
 from agentkd.teacher import Teacher
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def llama_server(smollm_path: Path) -> Iterator[str]:
-    """A real llama.cpp OpenAI-compatible server on localhost, serving the test model."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(smollm_path),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-            "--model_alias",
-            "smollm2",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{base}/models", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.25)
-        else:
-            pytest.fail("llama.cpp server did not start")
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+from tests.conftest import free_port
 
 
 @pytest.mark.model
@@ -94,7 +44,7 @@ def test_openai_compatible_api_base_works_without_code_changes(llama_server: str
 
 
 def test_unreachable_server_is_a_connection_error_not_a_crash() -> None:
-    transport = LitellmTransport(api_base=f"http://127.0.0.1:{_free_port()}/v1", api_key="x", timeout=5)
+    transport = LitellmTransport(api_base=f"http://127.0.0.1:{free_port()}/v1", api_key="x", timeout=5)
     with pytest.raises(TeacherConnectionError):
         transport(model="openai/anything", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
 
