@@ -4,7 +4,7 @@ The parts (teacher, student, library, task) come in through ``BuildContext``; no
 SDK, so the steps can be read and tested on their own. ``graph.py`` wires them into the diagram.
 A round's scenarios go through attempt → judge → write_strategy → admit as parallel branches, up to
 ``teacher_concurrency`` at once, so teacher waits overlap student work; the student's episodes are
-serialized (``student_concurrency`` at a time: 1 for the in-process model; the hook for a served student).
+serialized (``student_concurrency`` at a time: 1 for the in-process model, more for a server with slots).
 """
 
 from __future__ import annotations
