@@ -88,6 +88,10 @@ class ServedLLM:
         except openai.NotFoundError as exc:
             raise ModelNotFoundError(f"the server at {self.api_base} does not serve {self.name!r}",
                                      hint="pass the model name the server lists at /v1/models") from exc
+        except openai.APIStatusError as exc:  # a prompt over the server's context, an option it lacks...
+            raise ConfigError(f"the student server at {self.api_base} refused the request ({exc.status_code}): "
+                              f"{exc.message}", hint="check the server's context size (match it with "
+                              "AGENTKD_N_CTX) and that it supports tools and JSON schemas") from exc
         seconds = time.perf_counter() - t0
         choice = resp.choices[0]
         message: dict[str, Any] = {"role": "assistant", "content": (choice.message.content or "").strip() or None}
