@@ -10,6 +10,7 @@ import contextlib
 import json
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,16 @@ class CallStats:
             "decode_tps": (self.generated - 1) / (end - first) if self.generated > 1 and end > first else 0.0,
             "grammar_rejections": float(self.rejections),
         }
+
+
+def final_result(stream: Iterable[str | ChatResult]) -> ChatResult:
+    """Drain a ``chat_stream`` (text deltas, then one ``ChatResult``) and return the result."""
+    result = None
+    for item in stream:
+        if isinstance(item, ChatResult):
+            result = item
+    assert result is not None, "a chat stream ends with its ChatResult"
+    return result
 
 
 def tool_call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from agentkd.chatformat import (
     CallStats,
     ChatResult,
     ChatTemplate,
+    final_result,
     json_value_done,
     parse_loose_tool_call,
     tool_call_schema,
@@ -316,8 +317,7 @@ class LocalLLM:
 
         ``prefix`` is prefilled as the start of the assistant's reply and is part of its content.
         """
-        result = None
-        for item in self.chat_stream(
+        return final_result(self.chat_stream(
             messages,
             tools=tools,
             tool_choice=tool_choice,
@@ -327,11 +327,7 @@ class LocalLLM:
             json_schema=json_schema,
             stop=stop,
             prefix=prefix,
-        ):
-            if isinstance(item, ChatResult):
-                result = item
-        assert result is not None
-        return result
+        ))
 
     def chat_stream(
         self,

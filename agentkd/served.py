@@ -17,7 +17,7 @@ from typing import Any
 
 import openai
 
-from agentkd.chatformat import ChatResult
+from agentkd.chatformat import ChatResult, final_result
 from agentkd.errors import ConfigError, ModelNotFoundError
 
 CHARS_PER_TOKEN = 3.0  # conservative for English and code with BPE vocabularies: over-counts, never overflows
@@ -44,12 +44,7 @@ class ServedLLM:
         """Nothing to forget here: the server owns its caches."""
 
     def chat(self, messages: list[dict[str, Any]], **kwargs: Any) -> ChatResult:
-        result = None
-        for item in self.chat_stream(messages, **kwargs):
-            if isinstance(item, ChatResult):
-                result = item
-        assert result is not None
-        return result
+        return final_result(self.chat_stream(messages, **kwargs))
 
     def chat_stream(
         self,
