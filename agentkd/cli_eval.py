@@ -58,13 +58,14 @@ class EvalDisplay:
 
 def canonical_command(settings: Settings, opts: dict[str, Any]) -> str:
     """The exact command that repeats this evaluation: every setting that matters, spelled out."""
+    from agentkd.eval.arms import reads_library
+
     args = ["agentkd", "eval", "--task", opts["task"], "--split", opts["split"], "--n", str(opts["n"]),
             "--seed", str(settings.seed), "--arms", opts["arms"], "--student", settings.student,
             "--teacher", settings.teacher]  # fmt: skip
-    uses_library = any(part == "library" for arm in opts["arms"].split(",") for part in arm.strip().split("+"))
     if opts.get("pack"):
         args += ["--pack", str(opts["pack"])]
-    elif uses_library:  # only the plain +library arm reads --library; +library:<x> names its own
+    elif reads_library(opts["arms"]):
         args += ["--library", settings.library_path, "--collection", settings.collection]
     for flag in ("baseline", "retrieval_task", "max_tokens", "max_steps"):
         if opts.get(flag) is not None:

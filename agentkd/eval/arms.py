@@ -107,6 +107,11 @@ def parse_arms(text: str | list[str]) -> list[ArmSpec]:
     return arms
 
 
+def reads_library(arms: str | list[str]) -> bool:
+    """Whether an arm answers with the evaluated library (``+library``; ``+library:<x>`` names its own)."""
+    return any(arm.library == "" for arm in parse_arms(arms))
+
+
 def default_baseline(arms: list[ArmSpec]) -> ArmSpec:
     """The arm the others are compared with: the student alone (with tools if there is one), else the first."""
     alone = [a for a in arms if a.who == "student" and a.library is None]

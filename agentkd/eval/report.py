@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentkd.eval.arms import parse_arm
+from agentkd.eval.arms import parse_arm, reads_library
 from agentkd.eval.plots import write_plots
 from agentkd.eval.results import EvalResult, ItemRecord
 
@@ -156,8 +156,11 @@ def md_table(t: Table) -> str:
 
 
 def header_lines(r: EvalResult) -> list[str]:
-    uses_library = any(part == "library" for arm in r.arms for part in arm.split("+"))
-    lib = f"pack `{r.pack}` · " if r.pack else f"library `{r.collection}` at `{r.library}` · " if uses_library else ""
+    lib = ""
+    if r.pack:
+        lib = f"pack `{r.pack}` · "
+    elif reads_library(r.arms):
+        lib = f"library `{r.collection}` at `{r.library}` · "
     minutes = f"{r.seconds / 60:.1f} min"
     return [f"student `{r.student}` · teacher `{r.teacher}` · {lib}started {r.started} · {minutes}",
             *([f"strategies retrieved from task `{r.retrieval_task}`"] if r.retrieval_task else [])]
