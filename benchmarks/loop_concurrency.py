@@ -39,9 +39,9 @@ def reply(messages: list[dict[str, str]]) -> str:
     return strategy if "single JSON object" in messages[-1]["content"] else solution
 
 
-def measure(level: int, latency: float, batch: int, model: Path) -> dict[str, float]:
+def measure(level: int, latency: float, batch: int, model: Path, log_dir: Path | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        log = RunLog()
+        log = RunLog(log_dir / f"level-{level}.jsonl" if log_dir else None)
         library = Library.open(str(Path(tmp) / "lib"), f"bench-{level}")
         student = Student(model, tools=ToolBox([]), retriever=None, n_ctx=1024, max_tokens=8, log=log)
         teacher = fake_teacher([reply], latency=latency, repeat_last=True, log=log)
@@ -65,9 +65,10 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=2.0)
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--log-dir", type=Path, help="write each level's call log (role, purpose, seconds, tokens) here")
     args = ap.parse_args()
     model = models.pull("smollm2-135m")
-    rows = [measure(level, args.latency, args.batch, model) for level in args.levels]
+    rows = [measure(level, args.latency, args.batch, model, args.log_dir) for level in args.levels]
     base = rows[0]["per_minute"]
     for r in rows:
         r["speedup"] = round(r["per_minute"] / base, 2)
