@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from agentkd.config import VERSION as __version__
 
 if TYPE_CHECKING:
     from agentkd.config import Settings
     from agentkd.library import Library
-    from agentkd.student import Answer, Student
-    from agentkd.teacher import Teacher
+    from agentkd.student.student import Answer, Student
+    from agentkd.teacher.teacher import Teacher
 
 __all__ = ["Answer", "Library", "Settings", "Student", "Teacher", "__version__"]
 
 _LAZY = {
     "Settings": "agentkd.config",
     "Library": "agentkd.library",
-    "Student": "agentkd.student",
-    "Answer": "agentkd.student",
-    "Teacher": "agentkd.teacher",
+    "Student": "agentkd.student.student",
+    "Answer": "agentkd.student.student",
+    "Teacher": "agentkd.teacher.teacher",
 }
 
 

@@ -29,10 +29,10 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentkd.agent import Answer, Done, Event
+from agentkd.student.agent_loop import Answer, Done, Event
 from agentkd.errors import AgentKDError
-from agentkd.student import Student
-from agentkd.transcript import Transcript
+from agentkd.student.student import Student
+from agentkd.student.transcript import Transcript
 
 
 class ChatRequest(BaseModel):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agentkd.embed import get_embedder
+from agentkd.library.embedder import get_embedder
 from agentkd.library import Library
 from agentkd.library.filters import Filter
 from agentkd.library.retrieval import retrieve

@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agentkd import models
-from agentkd.graph import run
+from agentkd.models import catalog
+from agentkd.distill.graph import run
 from agentkd.library import Library
-from agentkd.nodes import BuildConfig, BuildContext
-from agentkd.runlog import RunLog
-from agentkd.student import Student
+from agentkd.distill.nodes import BuildConfig, BuildContext
+from agentkd.models.runlog import RunLog
+from agentkd.student.student import Student
 from agentkd.testing import fake_teacher
 from agentkd.tools import ToolBox
 from tests.loopkit import PassPhraseTask, strategy_script
@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--log-dir", type=Path, help="write each level's call log (role, purpose, seconds, tokens) here")
     args = ap.parse_args()
-    model = models.pull("smollm2-135m")
+    model = catalog.pull("smollm2-135m")
     rows = [measure(level, args.latency, args.batch, model, args.log_dir) for level in args.levels]
     base = rows[0]["per_minute"]
     for r in rows:

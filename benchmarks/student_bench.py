@@ -88,7 +88,7 @@ def bench_decode(model: str, threads: int, tokens: int, rounds: int) -> dict[str
     """Decode tok/s through agentkd vs raw llama-cpp-python: same model, prompt, sampler and threads."""
     import llama_cpp
 
-    from agentkd.engine import LocalLLM, tool_call_schema
+    from agentkd.models.llamacpp import LocalLLM, tool_call_schema
 
     msgs = [{"role": "user", "content": "Write a long, detailed story about a lighthouse keeper and a storm."}]
     ours = LocalLLM(model, n_ctx=2048, n_threads=threads)
@@ -154,7 +154,7 @@ def bench_decode(model: str, threads: int, tokens: int, rounds: int) -> dict[str
 # -- time to first token -------------------------------------------------------------------------------
 def bench_ttft(model: str, threads: int, n: int) -> dict[str, Any]:
     """TTFT from the second question on: bare prompt, 3 packed strategies (same / partly different)."""
-    from agentkd.student import Student
+    from agentkd.student.student import Student
 
     entries = strategies()
     plans = {
@@ -191,7 +191,7 @@ def bench_ttft(model: str, threads: int, n: int) -> dict[str, Any]:
 def bench_overhead(model: str, threads: int, n: int) -> dict[str, Any]:
     """Retrieval (Chroma + ONNX embedder) and packing time as a share of whole answers."""
     from agentkd.library import Library
-    from agentkd.student import Student
+    from agentkd.student.student import Student
 
     with tempfile.TemporaryDirectory() as tmp:
         lib = Library.open(tmp)

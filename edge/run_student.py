@@ -4,8 +4,8 @@
     python edge/run_student.py --model M.gguf --bundle ./bundle -q "What is 15% of 80?"    # one question
     python edge/run_student.py --model M.gguf --bundle ./bundle -q "..." --bench           # + timings, RSS
 
-It uses the pieces of agentkd that need nothing else: ``agentkd.engine`` and ``agentkd.chatformat``
-(llama.cpp), ``agentkd.bundle_reader`` (numpy retrieval), ``agentkd.prompts`` (jinja2, which
+It uses the pieces of agentkd that need nothing else: ``agentkd.models.llamacpp`` and ``agentkd.models.chat_template``
+(llama.cpp), ``agentkd.library.bundle_reader`` (numpy retrieval), ``agentkd.prompts`` (jinja2, which
 llama-cpp-python installs) and the calculator tool (standard library). No chromadb, onnxruntime,
 pydantic, LangGraph or litellm. The prompt has the same layout as the full student's (intro and tools,
 then strategies by id, then the question), so llama.cpp's KV cache reuses the strategies from one
@@ -25,9 +25,9 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from agentkd.bundle_reader import BundleRetriever  # noqa: E402
-from agentkd.chatformat import parse_loose_tool_call  # noqa: E402
-from agentkd.engine import ChatResult, LocalLLM  # noqa: E402
+from agentkd.library.bundle_reader import BundleRetriever  # noqa: E402
+from agentkd.models.chat_template import parse_loose_tool_call  # noqa: E402
+from agentkd.models.llamacpp import ChatResult, LocalLLM  # noqa: E402
 from agentkd.prompts import render  # noqa: E402
 from agentkd.tools.calculator import calculator  # noqa: E402
 

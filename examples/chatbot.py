@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agentkd.agent import Done, StrategiesRetrieved, TextDelta, ToolCallFinished
+from agentkd.student.agent_loop import Done, StrategiesRetrieved, TextDelta, ToolCallFinished
 from agentkd.config import get_settings
-from agentkd.student import Student
+from agentkd.student.student import Student
 
 
 def make_student(model: str | None, use_library: bool) -> Student:

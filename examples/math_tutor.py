@@ -18,13 +18,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from agentkd import models
+from agentkd.models import catalog
 from agentkd.config import get_settings
 from agentkd.eval.packs import has_entries, import_pack
 from agentkd.library import Library, MMRRetriever
-from agentkd.report import print_answer
+from agentkd.cli.display import print_answer
 from agentkd.schema import Strategy
-from agentkd.student import Student
+from agentkd.student.student import Student
 from agentkd.tasks import get_task
 from agentkd.tools import ToolBox, python_tool
 
@@ -70,10 +70,10 @@ def main(
     seed: Annotated[int, typer.Option(help="Which held-out problem.")] = 1234,
 ) -> None:
     settings = get_settings(student=student)
-    if settings.student in models.CATALOG and not models.is_present(models.CATALOG[settings.student],
+    if settings.student in catalog.CATALOG and not catalog.is_present(catalog.CATALOG[settings.student],
                                                                     settings.models_dir):
         console.print(f"assembling {settings.student} (once)…")
-        models.pull(settings.student, root=settings.models_dir)
+        catalog.pull(settings.student, root=settings.models_dir)
     library, source = open_library(pack, settings.home)
     task = get_task("gsm_symbolic")
     scenario = task.scenarios("heldout", 1, seed=seed)[0] if question is None else None

@@ -20,11 +20,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from agentkd.build import attach_teacher, ensure_models, make_parts
+from agentkd.parts import attach_teacher, ensure_models, open_parts
 from agentkd.config import get_settings
 from agentkd.eval.packs import has_entries, import_pack
 from agentkd.library import Library, MMRRetriever
-from agentkd.runlog import RunLog
+from agentkd.models.runlog import RunLog
 from agentkd.tasks.tau2 import Tau2Task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def main(
     retail = Tau2Task("retail")
     settings = settings.model_copy(update={"n_ctx": max(settings.n_ctx, retail.n_ctx)})  # policy + tools ~4.7k
     ensure_models(settings, lambda event, **data: console.print(f"assembling {data['model']} (once)…"))
-    parts = make_parts(settings, RunLog(), retail)
+    parts = open_parts(settings, RunLog(), retail)
     attach_teacher(retail, parts["teacher"], settings.teacher)
     student = parts["student"]
     if no_pack or not has_entries(pack):

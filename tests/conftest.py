@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated AGENTKD_HOME per session, and the real tiny models."""
+"""Shared fixtures: an isolated AGENTKD_HOME per session, and the real tiny catalog."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agentkd import models
+from agentkd.models import catalog
 
 # Assembled GGUFs are reused across runs (assembling is deterministic and checksum-verified).
 MODEL_CACHE = Path(os.environ.get("AGENTKD_TEST_MODELS", Path.home() / ".cache" / "agentkd-test-models"))
@@ -29,10 +29,10 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _model(name: str) -> Path:
-    model = models.CATALOG[name]
-    if not models.sources_installed(model):
+    model = catalog.CATALOG[name]
+    if not catalog.sources_installed(model):
         pytest.skip(f"{name} is not installed ({model.install_hint})")
-    return models.pull(name, root=MODEL_CACHE)
+    return catalog.pull(name, root=MODEL_CACHE)
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +42,7 @@ def smollm_path() -> Path:
 
 @pytest.fixture(scope="session")
 def smollm(smollm_path: Path) -> Iterator[object]:
-    from agentkd.engine import LocalLLM
+    from agentkd.models.llamacpp import LocalLLM
 
     llm = LocalLLM(smollm_path, n_ctx=2048, seed=1234)
     yield llm

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from agentkd.engine import ChatResult
+from agentkd.models.llamacpp import ChatResult
 from agentkd.schema import Strategy
 
 STRATEGIES = [

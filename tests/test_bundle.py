@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agentkd.bundle_reader import BundleRetriever, MiniLM, WordPiece
-from agentkd.embed import TOKENIZER_FILE, Embedder
+from agentkd.library.bundle_reader import BundleRetriever, MiniLM, WordPiece
+from agentkd.library.embedder import TOKENIZER_FILE, Embedder
 from agentkd.library import Library
 from agentkd.library.bundle import vocabulary, write_bundle
 from tests.corpus import corpus, queries

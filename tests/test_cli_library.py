@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentkd.cli import app
+from agentkd.cli.main import app
 from agentkd.library import Library
 from agentkd.schema import Effect, Strategy
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agentkd.embed import Embedder, get_embedder, package_file
+from agentkd.library.embedder import Embedder, get_embedder, package_file
 from agentkd.errors import LibraryError
 
 

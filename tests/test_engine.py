@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agentkd.engine import LocalLLM, parse_loose_tool_call, tool_call_schema
+from agentkd.models.llamacpp import LocalLLM, parse_loose_tool_call, tool_call_schema
 
 pytestmark = pytest.mark.model
 

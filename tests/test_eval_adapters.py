@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentkd.build import load_task
-from agentkd.cli import app
+from agentkd.parts import load_task
+from agentkd.cli.main import app
 from agentkd.config import get_settings
 from agentkd.errors import ConfigError
 from agentkd.eval import EvalConfig, run_eval
 from agentkd.schema import Scenario, Verdict
-from agentkd.student import Student
+from agentkd.student.student import Student
 from agentkd.tasks.jsonl import JsonlTask
 from agentkd.testing import fake_teacher
 

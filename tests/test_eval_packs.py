@@ -9,7 +9,7 @@ import pytest
 from agentkd.errors import ConfigError
 from agentkd.eval import EvalResult, ItemRecord, PackManifest, import_pack, write_measurement
 from agentkd.eval.packs import BuildInfo, build_info, is_pack
-from agentkd.eval.report import write_report
+from agentkd.eval.publish import write_report
 from agentkd.eval.results import compare, summarize
 from agentkd.library import Library
 from agentkd.library.files import render_file
@@ -127,7 +127,7 @@ def test_build_spend_comes_from_the_build_run(tmp_path: Path) -> None:
 
 def test_the_recorded_command_names_a_library_only_when_an_arm_reads_it(tmp_path: Path) -> None:
     """A manifest's re-measure command must not carry this machine's library path when no arm uses it."""
-    from agentkd.cli_eval import canonical_command
+    from agentkd.cli.eval import canonical_command
     from agentkd.config import get_settings
 
     settings = get_settings(library=str(tmp_path / "lib"), collection="mine")

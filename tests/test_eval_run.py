@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentkd.build import load_task
-from agentkd.cli import app
+from agentkd.parts import load_task
+from agentkd.cli.main import app
 from agentkd.eval import EvalResult, PackManifest
 from agentkd.library import Library
 from agentkd.library.files import render_file

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentkd.judge import leaks_answer
+from agentkd.distill.grading import leaks_answer
 from agentkd.schema import Scenario, StrategyDraft
 from agentkd.tasks.bfcl import BfclTask
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agentkd.embed import get_embedder
+from agentkd.library.embedder import get_embedder
 from agentkd.errors import LibraryError, LibraryFormatError
 from agentkd.library import Library
 from agentkd.schema import Effect, Provenance, Strategy

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from agentkd.curriculum import Budget, Curriculum, allocate
+from agentkd.distill.curriculum import Budget, Curriculum, allocate
 from agentkd.errors import TeacherRateLimited, TeacherTimeout
-from agentkd.graph import build_graph, mermaid, run
+from agentkd.distill.graph import build_graph, mermaid, run
 from agentkd.library import Library
-from agentkd.nodes import BuildConfig, BuildContext
-from agentkd.runlog import RunLog
-from agentkd.student import Student
+from agentkd.distill.nodes import BuildConfig, BuildContext
+from agentkd.models.runlog import RunLog
+from agentkd.student.student import Student
 from agentkd.testing import fake_teacher
 from agentkd.tools import ToolBox
 from tests.loopkit import PHRASE, STRATEGY, PassPhraseTask, strategy_script, write_script

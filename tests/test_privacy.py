@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentkd.privacy import Scrubber, default_scrubber
+from agentkd.teacher.scrubber import Scrubber, default_scrubber
 
 
 def test_personal_data_is_masked_and_numbers_that_matter_are_kept() -> None:

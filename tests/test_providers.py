@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from agentkd.errors import ConfigError, TeacherConnectionError
-from agentkd.providers import LitellmTransport
+from agentkd.models.litellm_transport import LitellmTransport
 from agentkd.schema import StrategyDraft
-from agentkd.teacher import Teacher
+from agentkd.teacher.teacher import Teacher
 from tests.conftest import free_port
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentkd.cli import app
+from agentkd.cli.main import app
 from agentkd.errors import ConfigError, ModelNotFoundError
-from agentkd.graph import run
+from agentkd.distill.graph import run
 from agentkd.library import Library
-from agentkd.nodes import BuildConfig, BuildContext
-from agentkd.runlog import RunLog
-from agentkd.student import Student
+from agentkd.distill.nodes import BuildConfig, BuildContext
+from agentkd.models.runlog import RunLog
+from agentkd.student.student import Student
 from agentkd.testing import fake_teacher
 from agentkd.tools import ToolBox
 from tests.conftest import free_port

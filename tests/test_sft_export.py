@@ -17,7 +17,7 @@ from agentkd.sft import CHECKS, FORMATS, ExportConfig, TrajectoryCollector, writ
 from agentkd.sft.card import CardInfo
 from agentkd.sft.sources import REDRAW_STRIDE, run_scenarios
 from agentkd.sft.trajectories import Dropped, Trajectory
-from agentkd.student import Student
+from agentkd.student.student import Student
 from agentkd.tasks import get_task
 from agentkd.testing import fake_teacher
 from agentkd.tools import ToolBox, calculator, python_tool
@@ -175,8 +175,8 @@ def test_too_long_or_mangled_records_are_never_written(tmp_path: Path, student: 
 def test_a_runs_scenarios_come_from_its_checkpoints_else_are_redrawn(task: Any) -> None:
     from langgraph.graph import START, StateGraph
 
-    from agentkd.graph import sqlite_checkpointer
-    from agentkd.nodes import BuildState
+    from agentkd.distill.graph import sqlite_checkpointer
+    from agentkd.distill.nodes import BuildState
 
     settings = get_settings()
     run_id, config = "20260101-000000-001", {"iterations": 2, "batch_size": 2, "seed": 5}

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from agentkd import engine
-from agentkd.chatformat import json_value_done, parse_loose_tool_call
-from agentkd.engine import ChatResult, ContextOverflowError, LocalLLM
+from agentkd.models import llamacpp
+from agentkd.models.chat_template import json_value_done, parse_loose_tool_call
+from agentkd.models.llamacpp import ChatResult, ContextOverflowError, LocalLLM
 
 pytestmark = pytest.mark.model
 
@@ -41,9 +41,9 @@ def test_grammar_last_sampling_gives_the_same_output_as_masking_every_token(
 ) -> None:
     fast = _calls(smollm)
     assert all(r.timings["grammar_rejections"] < r.completion_tokens for r in fast)  # most tokens never masked
-    monkeypatch.setattr(engine._Sampler, "_allowed", lambda self, token, logit: False)  # every token "rejected"
+    monkeypatch.setattr(llamacpp._Sampler, "_allowed", lambda self, token, logit: False)  # every token "rejected"
     shortlisted = _calls(smollm)  # ... and sampled again from the allowed of the 128 best
-    monkeypatch.setattr(engine._Sampler, "shortlist", 0)
+    monkeypatch.setattr(llamacpp._Sampler, "shortlist", 0)
     full = _calls(smollm)  # ... and sampled again from the whole vocabulary, masked
     for other in (shortlisted, full):
         assert other[1].message == fast[1].message

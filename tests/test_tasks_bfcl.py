@@ -144,7 +144,7 @@ def test_get_task_names() -> None:
 
 @pytest.mark.model
 def test_a_real_function_calling_turn_is_graded(smollm_path: Path) -> None:
-    from agentkd.student import Student
+    from agentkd.student.student import Student
 
     student = Student(smollm_path, n_ctx=2048, max_tokens=40)
     task = BfclTask("simple", force_call=True)

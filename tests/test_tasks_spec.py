@@ -105,7 +105,7 @@ def test_without_a_teacher_the_error_says_how_to_fix_it() -> None:
 
 @pytest.mark.model
 def test_a_real_turn_with_the_spec_tools(smollm_path: Path) -> None:
-    from agentkd.student import Student
+    from agentkd.student.student import Student
 
     teacher = fake_teacher([_drafts("pricing"), VERDICT])
     task = SpecTask(EXAMPLE, teacher=teacher, max_steps=2)

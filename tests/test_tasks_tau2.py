@@ -244,9 +244,9 @@ def test_an_unknown_domain_or_a_missing_customer_says_how_to_fix_it(task: Tau2Ta
 
 @pytest.mark.model
 def test_a_real_episode_runs_end_to_end(smollm_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from agentkd.providers import LitellmTransport
-    from agentkd.student import Student
-    from agentkd.teacher import Teacher
+    from agentkd.models.litellm_transport import LitellmTransport
+    from agentkd.student.student import Student
+    from agentkd.teacher.teacher import Teacher
 
     # A short policy and two tools keep SmolLM2's prompt small enough for a quick test on a shared CPU;
     # the conversation loop, the tools and the grading are the real ones.
@@ -272,7 +272,7 @@ def test_a_real_episode_runs_end_to_end(smollm_path: Path, monkeypatch: pytest.M
 
 @pytest.mark.model
 def test_a_student_context_too_small_for_the_policy_is_a_setting_to_change(smollm_path: Path) -> None:
-    from agentkd.student import Student
+    from agentkd.student.student import Student
 
     class NoCustomer:
         def complete(self, messages: list[Message], **kwargs: object) -> dict[str, object]:

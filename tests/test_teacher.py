@@ -14,7 +14,7 @@ from agentkd.errors import (
     TeacherTimeout,
 )
 from agentkd.schema import StrategyDraft
-from agentkd.teacher import extract_json
+from agentkd.teacher.teacher import extract_json
 from agentkd.testing import fake_teacher
 
 GOOD = json.dumps(

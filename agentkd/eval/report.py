@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentkd.eval.arms import parse_arm, reads_library
-from agentkd.eval.plots import write_plots
 from agentkd.eval.results import EvalResult, ItemRecord
 
 Cell = str | tuple[str, float]  # text, or text with a 0..1 value that shades the HTML cell
@@ -191,15 +190,3 @@ def markdown(r: EvalResult, plots: dict[str, Path], out: Path) -> str:
               "Files: `results.json` (every number here, and every item), `transcripts/<arm>.jsonl` (one line per "
               "item: question, answer, verdict, tool calls, full transcript), `scenarios.jsonl`, `plots/`.", ""]
     return "\n".join(parts)
-
-
-def write_report(r: EvalResult, out: Path) -> dict[str, Path]:
-    """Write the plots, ``report.md`` and ``report.html`` into ``out``."""
-    from agentkd.eval.html import html_report
-
-    plots = write_plots(r, out / "plots")
-    md = out / "report.md"
-    md.write_text(markdown(r, plots, out), encoding="utf-8")
-    page = out / "report.html"
-    page.write_text(html_report(r, plots, out), encoding="utf-8")
-    return {"markdown": md, "html": page, **plots}

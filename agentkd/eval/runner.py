@@ -20,9 +20,9 @@ from agentkd.errors import ConfigError, TeacherError
 from agentkd.eval.arms import ArmSpec, default_baseline, parse_arms
 from agentkd.eval.results import EvalResult, ItemRecord, compare, read_transcripts, summarize
 from agentkd.eval.teacher_arm import TeacherSolver
-from agentkd.evaluate import grade
+from agentkd.eval.heldout import grade
 from agentkd.prompts import render
-from agentkd.runlog import RunLog
+from agentkd.models.runlog import RunLog
 from agentkd.schema import Attempt, Scenario
 from agentkd.tasks import EpisodeTask, TaskSource, run_attempt
 from agentkd.tools import ToolBox
@@ -156,8 +156,8 @@ def run_eval(
 
     ``parts`` (``{"student": ..., "teacher": ...}``) and ``task`` replace what the settings would build.
     """
-    from agentkd.build import attach_teacher, ensure_models, load_task, make_parts
-    from agentkd.eval.report import write_report
+    from agentkd.parts import attach_teacher, ensure_models, load_task, open_parts
+    from agentkd.eval.publish import write_report
 
     arms = parse_arms(config.arms)
     names = [a.name for a in arms]
@@ -180,7 +180,7 @@ def run_eval(
         needs_teacher = any(a.who == "teacher" for a in arms) or hasattr(task, "customer") or hasattr(task, "teacher")
         ensure_models(settings if needs_teacher else settings.model_copy(update={"teacher": settings.student}),
                       progress)
-        parts = make_parts(settings, RunLog(out / "calls.jsonl"), task)
+        parts = open_parts(settings, RunLog(out / "calls.jsonl"), task)
     attach_teacher(task, parts["teacher"], settings.teacher)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agentkd.agent import CODE_CLOSE, code_tool, extract_code
+from agentkd.student.agent_loop import CODE_CLOSE, code_tool, extract_code
 from agentkd.prompts import render
-from agentkd.runlog import RunLog
+from agentkd.models.runlog import RunLog
 from agentkd.schema import Attempt, Message, Scenario, Strategy, ToolCallRecord
-from agentkd.teacher import Teacher
+from agentkd.teacher.teacher import Teacher
 from agentkd.tools import ToolBox
 
 

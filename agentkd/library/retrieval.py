@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from agentkd.embed import TextEmbedder
+from agentkd.library.embedder import TextEmbedder
 from agentkd.library.filters import Filter
 from agentkd.schema import Strategy
 
@@ -180,7 +180,7 @@ class Scored:
 
 
 class MMRRetriever:
-    """``retrieve`` behind the ``search(query, k=, task=)`` interface of ``agentkd.student.Retriever``.
+    """``retrieve`` behind the ``search(query, k=, task=)`` interface of ``agentkd.student.student.Retriever``.
 
     ``last`` keeps the latest ``Retrieval`` so a caller can show or log what was dropped.
     """

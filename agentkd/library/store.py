@@ -27,7 +27,7 @@ from chromadb.errors import NotFoundError
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from agentkd.config import get_settings
-from agentkd.embed import Embedder, TextEmbedder, get_embedder
+from agentkd.library.embedder import Embedder, TextEmbedder, get_embedder
 from agentkd.errors import LibraryError, LibraryFormatError
 from agentkd.library.curation import Curation
 from agentkd.library.filters import Filter, metadata

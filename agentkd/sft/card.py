@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from agentkd import __version__
+from agentkd.config import VERSION as __version__
 from agentkd.prompts import render
 from agentkd.sft.formats import FORMATS
 
 if TYPE_CHECKING:
-    from agentkd.sft.export import ExportConfig, ExportReport
+    from agentkd.sft.report import ExportConfig, ExportReport
 
 DEFAULT_MAX_TOKENS = 4096  # what the export assumes when no limit is given
 

@@ -28,9 +28,9 @@ class RecordOptions:
 
     ``conditioned``: the system head lists the strategies the teacher had, as the student sees them (else the
     strategy-free head, which trains the behaviour without the text). ``first_thought``: the first assistant
-    turn opens with the student's first thought (``agentkd.student.first_thought``: the top strategy's first
+    turn opens with the student's first thought (``agentkd.student.student.first_thought``: the top strategy's first
     step, which ``Student(first_thought=True)`` prefills). ``code_blocks``: a code tool (one ``code``
-    argument) is written as a ```python block and its output as a user turn, as ``agentkd.agent`` runs it.
+    argument) is written as a ```python block and its output as a user turn, as ``agentkd.student.agent_loop`` runs it.
     """
 
     conditioned: bool = True

@@ -10,7 +10,7 @@ from typing import Any
 
 from agentkd.config import Settings
 from agentkd.errors import ConfigError
-from agentkd.runlog import RunLog
+from agentkd.models.runlog import RunLog
 from agentkd.sft.card import CardInfo
 from agentkd.sft.export import ExportConfig, ExportReport, read_trajectories, write_dataset
 from agentkd.sft.sources import ScenarioSource, run_scenarios, task_scenarios
@@ -44,7 +44,7 @@ def resolve_settings(settings: Settings, request: ExportRequest, overrides: dict
         )
     task = request.task or ""
     if request.run:
-        from agentkd.build import latest_unfinished_run, load_run
+        from agentkd.distill.build import latest_unfinished_run, load_run
 
         if request.run == "last":
             request.run = latest_unfinished_run(settings) or _newest_run(settings)
@@ -63,10 +63,10 @@ def _newest_run(settings: Settings) -> str:
 
 
 def teacher_licence(teacher: str) -> str:
-    from agentkd import models
+    from agentkd.models import catalog
 
     name = teacher.removeprefix("local/")
-    return models.CATALOG[name].source if teacher.startswith("local/") and name in models.CATALOG else ""
+    return catalog.CATALOG[name].source if teacher.startswith("local/") and name in catalog.CATALOG else ""
 
 
 def run_export(
@@ -78,7 +78,7 @@ def run_export(
     progress: Progress = lambda event, **data: None,
 ) -> ExportReport:
     """Collect (or read) trajectories and write the dataset; ``progress`` gets ``scenarios`` and ``scenario`` events."""
-    from agentkd import engine, models
+    from agentkd.models import catalog, llamacpp
 
     settings, task_name = resolve_settings(settings, request, overrides or {})
     config = dataclasses.replace(config, max_tokens=config.max_tokens or settings.n_ctx)
@@ -88,7 +88,7 @@ def run_export(
             raise ConfigError(f"{request.trajectories} holds no trajectories.",
                               hint="point --trajectories at the trajectories.jsonl of an earlier export.")
         task_name = trajectories[0].scenario.task
-        renderer = engine.shared(models.resolve(settings.student), n_ctx=settings.n_ctx, seed=settings.seed)
+        renderer = llamacpp.shared(catalog.resolve(settings.student), n_ctx=settings.n_ctx, seed=settings.seed)
         info = CardInfo(task=task_name, teacher=trajectories[0].teacher, student=settings.student,
                         source=f"{len(trajectories)} trajectories read from {request.trajectories}",
                         tools=[t["function"]["name"] for t in trajectories[0].tools],
@@ -100,7 +100,7 @@ def run_export(
 
 def _instructions(task_name: str) -> Callable[[str], str]:
     def get(name: str) -> str:
-        from agentkd.build import load_task
+        from agentkd.parts import load_task
 
         try:
             return str(load_task(name or task_name).instructions)
@@ -113,8 +113,8 @@ def _instructions(task_name: str) -> Callable[[str], str]:
 def _collect_and_write(
     settings: Settings, request: ExportRequest, config: ExportConfig, task_name: str, progress: Progress
 ) -> ExportReport:
-    from agentkd.build import load_task, make_parts
-    from agentkd.privacy import default_scrubber
+    from agentkd.parts import load_task, open_parts
+    from agentkd.teacher.scrubber import default_scrubber
 
     task = load_task(task_name)
     source = (run_scenarios(settings, request.run, _run_spec(settings, request.run), task) if request.run
@@ -123,7 +123,7 @@ def _collect_and_write(
         source = ScenarioSource(source.scenarios[: request.n], source.origin, source.description +
                                 (f", the first {request.n} used" if len(source.scenarios) > request.n else ""))
     log = RunLog()
-    parts = make_parts(settings, log, task)
+    parts = open_parts(settings, log, task)
     teacher, student = parts["teacher"], parts["student"]
     teacher.scrub = default_scrubber(settings.teacher, None)
     collector = TrajectoryCollector(teacher, student, task, with_strategies=request.with_strategies,
@@ -152,6 +152,6 @@ def _collect_and_write(
 
 
 def _run_spec(settings: Settings, run_id: str) -> dict[str, Any]:
-    from agentkd.build import load_run
+    from agentkd.distill.build import load_run
 
     return load_run(settings, run_id)

@@ -34,7 +34,7 @@ class ScenarioSource:
 
 def from_checkpoints(path: Path, run_id: str) -> list[Scenario]:
     """Every distinct scenario stored in a run's LangGraph checkpoints, oldest first."""
-    from agentkd.graph import sqlite_checkpointer
+    from agentkd.distill.graph import sqlite_checkpointer
 
     found: dict[str, Scenario] = {}
     serde_log = logging.getLogger("langgraph.checkpoint.serde.jsonplus")

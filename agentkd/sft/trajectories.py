@@ -16,11 +16,11 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from agentkd.errors import TaskError, TeacherError
-from agentkd.judge import judge
+from agentkd.distill.grading import judge
 from agentkd.prompts import render
 from agentkd.schema import Attempt, Message, Scenario, Strategy, ToolCallRecord, Verdict
 from agentkd.tasks import AttemptGrader, EpisodeTask, TaskSource
-from agentkd.teacher import Teacher
+from agentkd.teacher.teacher import Teacher
 from agentkd.tools import ToolBox
 
 Stage = Literal["teacher", "steps", "judge", "dedupe", "format", "template", "length"]
@@ -80,7 +80,7 @@ class Dropped(BaseModel):
 
 
 class AgentStudent(Protocol):
-    """What the collector needs from the student (``agentkd.student.Student`` has it): tools and prompts."""
+    """What the collector needs from the student (``agentkd.student.student.Student`` has it): tools and prompts."""
 
     tools: ToolBox
 
@@ -135,7 +135,7 @@ class TrajectoryCollector:
     def prompt(self, scenario: Scenario) -> tuple[list[Message], list[Strategy], str]:
         """The student's head and question prompt for ``scenario`` (tools are offered by function calling),
         the strategies in it, and the student's first thought (from the best-scored one)."""
-        from agentkd.student import first_thought
+        from agentkd.student.student import first_thought
 
         found = self.student.retrieve(scenario.question, scenario.task) if self.with_strategies else []
         strategies = sorted((s for s, _ in found), key=lambda s: s.id)

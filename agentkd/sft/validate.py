@@ -19,7 +19,7 @@ ROLES = {"system", "user", "assistant", "tool"}
 
 
 class Renderer(Protocol):
-    """The student's template and tokenizer (``agentkd.engine.LocalLLM`` has both)."""
+    """The student's template and tokenizer (``agentkd.models.llamacpp.LocalLLM`` has both)."""
 
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str: ...
 

@@ -1,7 +1,7 @@
 """What a task with its own episode loop needs from the student, and one agent turn with tools.
 
 Tasks never import the student (siblings are passed in): ``StudentLike`` names the few members a
-task's ``run`` uses, which ``agentkd.student.Student`` has. ``agent_turn`` lets the student act until
+task's ``run`` uses, which ``agentkd.student.student.Student`` has. ``agent_turn`` lets the student act until
 it replies in text: each tool call is run and its result appended, as the student's own loop does,
 but on the task's tools and on a conversation the task owns (multi-turn, with a simulated customer).
 """
@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agentkd.errors import TaskError
-from agentkd.runlog import CallRecord
+from agentkd.models.runlog import CallRecord
 from agentkd.schema import Message, Strategy, ToolCallRecord
 from agentkd.tools import ToolBox
 
 
 class ChatReply(Protocol):
-    """One assistant turn (``agentkd.engine.ChatResult`` has these)."""
+    """One assistant turn (``agentkd.models.llamacpp.ChatResult`` has these)."""
 
     @property
     def message(self) -> dict[str, Any]: ...
@@ -37,7 +37,7 @@ class ChatReply(Protocol):
 
 
 class ChatLLM(Protocol):
-    """A chat model with tool calls (``agentkd.engine.LocalLLM``)."""
+    """A chat model with tool calls (``agentkd.models.llamacpp.LocalLLM``)."""
 
     def chat(
         self,
@@ -52,7 +52,7 @@ class ChatLLM(Protocol):
 
 
 class StudentLike(Protocol):
-    """The members of ``agentkd.student.Student`` that a task's own episode loop uses."""
+    """The members of ``agentkd.student.student.Student`` that a task's own episode loop uses."""
 
     @property
     def llm(self) -> ChatLLM: ...
@@ -70,7 +70,7 @@ class StudentLike(Protocol):
 
 
 class ChatModel(Protocol):
-    """A model that completes a conversation (``agentkd.teacher.Teacher``): the simulated customer."""
+    """A model that completes a conversation (``agentkd.teacher.teacher.Teacher``): the simulated customer."""
 
     def complete(self, messages: list[Message], *, purpose: str = ..., max_tokens: int = ...) -> dict[str, Any]: ...
 

@@ -36,7 +36,7 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
 class StructuredModel(Protocol):
-    """A model that answers with validated JSON (``agentkd.teacher.Teacher``)."""
+    """A model that answers with validated JSON (``agentkd.teacher.teacher.Teacher``)."""
 
     def structured(
         self, messages: list[Message], output: type[M], *, purpose: str = ..., max_tokens: int = ...

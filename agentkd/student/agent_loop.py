@@ -19,10 +19,10 @@ from collections.abc import Collection, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agentkd.chatformat import parse_loose_tool_call
-from agentkd.consistency import Action, execute, vote
+from agentkd.models.chat_template import parse_loose_tool_call
+from agentkd.student.voting import Action, execute, vote
 from agentkd.prompts import render
-from agentkd.runlog import CallRecord, RunLog
+from agentkd.models.runlog import CallRecord, RunLog
 from agentkd.schema import Message, Strategy, ToolCallRecord
 from agentkd.tools import ToolBox
 
@@ -100,7 +100,7 @@ Event = StrategiesRetrieved | TextDelta | ToolCallStarted | ToolCallFinished | D
 
 
 class ChatModel(Protocol):
-    """What the loop needs of a model (``agentkd.engine.LocalLLM`` has it)."""
+    """What the loop needs of a model (``agentkd.models.llamacpp.LocalLLM`` has it)."""
 
     def chat_stream(
         self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = ...,

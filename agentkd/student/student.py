@@ -1,6 +1,6 @@
 """The student: a small local model that answers with tools and the strategies it retrieves.
 
-retrieve → pack strategies into a token budget → run the agent loop (``agentkd.agent``). The prompt
+retrieve → pack strategies into a token budget → run the agent loop (``agentkd.student.agent_loop``). The prompt
 puts everything stable first, so llama.cpp's KV cache serves it again on the next turn or question:
 
     system: intro + tool names (+ the caller's system message)   ← the same on every call
@@ -17,8 +17,8 @@ from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, overload
 
-from agentkd import engine, models
-from agentkd.agent import (
+from agentkd.models import catalog, llamacpp
+from agentkd.student.agent_loop import (
     CODE_CLOSE,
     CODE_OPEN,
     DEFAULT_SAFE_TOOLS,
@@ -32,7 +32,7 @@ from agentkd.agent import (
     relay,
 )
 from agentkd.prompts import render
-from agentkd.runlog import RunLog
+from agentkd.models.runlog import RunLog
 from agentkd.schema import Attempt, Message, Scenario, Strategy
 from agentkd.tools import ToolBox, default_tools
 
@@ -119,11 +119,11 @@ class Student:
         self.model_spec = str(model)
         self.llm: Any
         if api_base:
-            from agentkd.served import ServedLLM
+            from agentkd.models.openai_client import ServedLLM
 
             self.llm = ServedLLM(str(model), api_base, n_ctx=n_ctx, seed=seed)
         else:
-            self.llm = engine.shared(models.resolve(str(model)), n_ctx=n_ctx, n_threads=n_threads, seed=seed)
+            self.llm = llamacpp.shared(catalog.resolve(str(model)), n_ctx=n_ctx, n_threads=n_threads, seed=seed)
         self.tools = tools if tools is not None else default_tools()
         self.retriever, self.k, self.strategy_tokens = retriever, k, strategy_tokens
         self.temperature, self.seed, self.max_steps, self.max_tokens = temperature, seed, max_steps, max_tokens

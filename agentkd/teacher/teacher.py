@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from agentkd.errors import TeacherError, TeacherOutputError, TeacherUnavailable
 from agentkd.prompts import render
-from agentkd.runlog import CallRecord, RunLog
+from agentkd.models.runlog import CallRecord, RunLog
 from agentkd.schema import Message
 
 T = TypeVar("T", bound=BaseModel)
@@ -54,11 +54,11 @@ class Teacher:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if transport is None:
-            from agentkd.providers import LitellmTransport
+            from agentkd.models.litellm_transport import LitellmTransport
 
             transport = LitellmTransport()
         if json_mode is None:
-            from agentkd.providers import supports_json_schema
+            from agentkd.models.litellm_transport import supports_json_schema
 
             json_mode = supports_json_schema(model)
         self.model, self.transport = model, transport

@@ -18,7 +18,7 @@ import litellm
 from litellm import CustomLLM
 from litellm.types.utils import ModelResponse
 
-from agentkd import engine, models
+from agentkd.models import catalog, llamacpp
 from agentkd.errors import (
     ConfigError,
     TeacherConnectionError,
@@ -54,7 +54,7 @@ class LocalProvider(CustomLLM):
         *args: Any,
         **kwargs: Any,
     ) -> ModelResponse:
-        llm = engine.shared(models.resolve(model), n_ctx=self.n_ctx, n_threads=self.n_threads)
+        llm = llamacpp.shared(catalog.resolve(model), n_ctx=self.n_ctx, n_threads=self.n_threads)
         params = dict(optional_params)
         schema = None
         fmt = params.get("response_format") or {}

@@ -18,56 +18,19 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from agentkd.admission import ablate_failure, admit_candidate
-from agentkd.curriculum import Budget, Curriculum, allocate
+from agentkd.distill.admission import ablate_failure, admit_candidate
+from agentkd.distill.context import BuildConfig, BuildContext, StrategyStore
+from agentkd.distill.curriculum import Budget, Curriculum, allocate
 from agentkd.errors import TeacherError
-from agentkd.judge import judge as judge_attempt
-from agentkd.judge import leaks_answer
+from agentkd.distill.grading import judge as judge_attempt
+from agentkd.distill.grading import leaks_answer
 from agentkd.prompts import render
-from agentkd.runlog import RunLog
+from agentkd.models.runlog import RunLog
 from agentkd.schema import Attempt, Provenance, Scenario, Strategy, StrategyDraft, Verdict
-from agentkd.student import Student
+from agentkd.student.student import Student
 from agentkd.tasks import TaskSource
 from agentkd.tasks.base import run_attempt, strategy_focus
-from agentkd.teacher import Teacher
-
-
-class StrategyStore(Protocol):
-    def add(self, strategy: Strategy) -> tuple[str, str]: ...
-
-    def get(self, strategy_id: str) -> Strategy | None: ...
-
-
-@dataclass
-class BuildConfig:
-    """Knobs of one build."""
-
-    iterations: int = 2
-    batch_size: int = 6
-    max_strategies_per_iteration: int = 3
-    siblings: int = 2  # fresh scenarios of the same kind used to measure a candidate
-    teacher_concurrency: int = 4
-    student_concurrency: int = 1  # >1 only helps a student served with several slots
-    teacher_solves: bool = True  # the teacher solves the failed scenario first, for contrast
-    seed: int = 1234
-    budget: Budget = field(default_factory=Budget)
-
-
-@dataclass
-class BuildContext:
-    """Everything the nodes need besides the state."""
-
-    teacher: Teacher
-    student: Student
-    library: StrategyStore
-    task: TaskSource
-    config: BuildConfig = field(default_factory=BuildConfig)
-    log: RunLog = field(default_factory=RunLog)
-    progress: Callable[..., None] = lambda event, **data: None
-    student_turns: threading.Semaphore = field(init=False)  # whole episodes, so the KV cache stays warm
-
-    def __post_init__(self) -> None:
-        self.student_turns = threading.Semaphore(max(self.config.student_concurrency, 1))
+from agentkd.teacher.teacher import Teacher
 
 
 class Candidate(BaseModel):

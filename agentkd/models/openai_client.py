@@ -17,7 +17,7 @@ from typing import Any
 
 import openai
 
-from agentkd.chatformat import ChatResult, final_result
+from agentkd.models.chat_template import ChatResult, final_result
 from agentkd.errors import ConfigError, ModelNotFoundError
 
 CHARS_PER_TOKEN = 3.0  # conservative for English and code with BPE vocabularies: over-counts, never overflows

@@ -22,7 +22,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from agentkd.nodes import (
+from agentkd.distill.nodes import (
     BuildContext,
     BuildState,
     Nodes,

@@ -12,8 +12,8 @@ from rich.panel import Panel
 from agentkd.config import Settings, get_settings
 
 if TYPE_CHECKING:
-    from agentkd.agent import Answer, Event
-    from agentkd.student import Student
+    from agentkd.student.agent_loop import Answer, Event
+    from agentkd.student.student import Student
 
 console = Console()
 
@@ -42,7 +42,7 @@ def open_student(
     settings: Settings, *, use_library: bool = True, samples: int = 1, first_thought: bool = False, max_steps: int = 4
 ) -> Student:
     """The student the settings describe, with the library as its retriever unless ``use_library`` is False."""
-    from agentkd.student import Student
+    from agentkd.student.student import Student
 
     retriever = None
     if use_library:
@@ -58,7 +58,7 @@ def open_student(
 
 def show_turn(out: Console, events: Iterator[Event]) -> Answer | None:
     """Print a turn as it streams: strategies, the model's text, tool calls and their results, a footer."""
-    from agentkd.agent import Done, StrategiesRetrieved, TextDelta, ToolCallFinished, ToolCallStarted
+    from agentkd.student.agent_loop import Done, StrategiesRetrieved, TextDelta, ToolCallFinished, ToolCallStarted
 
     answer, step = None, -1
     for event in events:

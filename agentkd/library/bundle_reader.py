@@ -145,7 +145,7 @@ class MiniLM:
     """all-MiniLM-L6-v2 in numpy; ``embed`` returns L2-normalised mean-pooled float32 vectors.
 
     With int8 weights in the bundle, the dense layers also quantize their input as the library's
-    embedder does (``agentkd.embed``: DynamicQuantizeMatMul), so query vectors match the stored ones
+    embedder does (``agentkd.library.embedder``: DynamicQuantizeMatMul), so query vectors match the stored ones
     closely; ``int8_activations=False`` multiplies in float32 instead (as the shipped ONNX graph does).
     """
 
@@ -252,7 +252,7 @@ def _as_model(records: list[dict[str, Any]], as_model: bool | None) -> list[Any]
 
 
 class BundleRetriever:
-    """Searches a bundle directory; ``search`` has the signature ``agentkd.student.Retriever`` expects."""
+    """Searches a bundle directory; ``search`` has the signature ``agentkd.student.student.Retriever`` expects."""
 
     def __init__(self, path: str | Path, *, as_model: bool | None = None) -> None:
         self.path = Path(path)

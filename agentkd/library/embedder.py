@@ -167,7 +167,7 @@ class Embedder:
     dim = 384
 
     def __init__(self, *, threads: int = INTRA_OP_THREADS, workers: int = WORKERS, int8_matmul: bool = True) -> None:
-        import onnxruntime as ort  # imported here: ~0.1 s that `import agentkd.embed` should not pay
+        import onnxruntime as ort  # imported here: ~0.1 s that `import agentkd.library.embedder` should not pay
         from tokenizers import Tokenizer
 
         model = load_model_bytes()

@@ -21,7 +21,7 @@ from agentkd.tools import ToolBox, ToolResult
 class Action:
     """A candidate step: the model's reply, the tool it calls (None for a final answer) and, once run, the output."""
 
-    result: Any  # agentkd.engine.ChatResult
+    result: Any  # agentkd.models.llamacpp.ChatResult
     name: str | None = None
     arguments: dict[str, Any] = field(default_factory=dict)
     call_id: str = ""

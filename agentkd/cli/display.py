@@ -10,8 +10,8 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agentkd.build import BuildReport
-from agentkd.student import Answer
+from agentkd.distill.build import BuildReport
+from agentkd.student.student import Answer
 
 
 class BuildDisplay:

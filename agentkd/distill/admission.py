@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agentkd.judge import judge
+from agentkd.distill.grading import judge
 from agentkd.schema import Attempt, Scenario, Strategy
 from agentkd.tasks.base import run_attempt
 
 if TYPE_CHECKING:
-    from agentkd.nodes import BuildContext
+    from agentkd.distill.context import BuildContext
 
 
 @dataclass

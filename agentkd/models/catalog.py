@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from agentkd.errors import ModelCorruptError, ModelNotFoundError
-from agentkd.gguf import quantization, read_metadata
+from agentkd.models.gguf import quantization, read_metadata
 
 _CHUNK = 1 << 22
 

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentkd import models
+from agentkd.models import catalog
 from agentkd.config import Settings
-from agentkd.curriculum import Budget
+from agentkd.distill.curriculum import Budget
 from agentkd.errors import ConfigError
-from agentkd.evaluate import ArmResult, run_arm
-from agentkd.nodes import BuildConfig, BuildContext, BuildState
-from agentkd.runlog import RunLog, Usage
-from agentkd.tasks import get_task
+from agentkd.eval.heldout import ArmResult, run_arm
+from agentkd.distill.nodes import BuildConfig, BuildContext, BuildState
+from agentkd.models.runlog import RunLog, Usage
+from agentkd.parts import attach_teacher, ensure_models, load_task, open_parts
 
 Progress = Callable[..., None]
 
@@ -36,94 +36,6 @@ class BuildReport:
     seconds: float = 0.0
     runlog: str = ""
     run_id: str = ""
-
-
-def make_parts(settings: Settings, log: RunLog, task: Any = None) -> dict[str, Any]:
-    """Teacher, student and library as configured (imported here so `agentkd --help` stays fast)."""
-    from agentkd.library import Library
-    from agentkd.library.retrieval import MMRRetriever
-    from agentkd.providers import LitellmTransport
-    from agentkd.student import Student
-    from agentkd.teacher import Teacher
-    from agentkd.tools import ToolBox, python_tool
-
-    key = settings.teacher_api_key.get_secret_value() if settings.teacher_api_key else None
-    transport: Any
-    if settings.teacher.startswith("script:"):  # a scripted teacher for offline pipeline tests
-        from agentkd.testing import load_script
-
-        transport = load_script(settings.teacher.removeprefix("script:"))
-    else:
-        transport = LitellmTransport(
-            api_base=settings.teacher_api_base,
-            api_key=key,
-            timeout=settings.teacher_timeout,
-            n_ctx=settings.n_ctx,
-            n_threads=settings.n_threads,
-        )
-    teacher = Teacher(
-        settings.teacher,
-        transport=transport,
-        json_mode=False if settings.teacher.startswith("script:") else None,
-        retries=settings.teacher_retries,
-        max_reasks=settings.max_reasks,
-        seed=settings.seed,
-        log=log,
-    )
-    library = Library.open(settings.library_path, settings.collection)
-    student = Student(
-        settings.student,
-        # a task with domain tools brings them; math gets the python sandbox (used as ```python blocks)
-        tools=task.tools() if hasattr(task, "tools") else ToolBox([python_tool()]),
-        retriever=library,
-        k=settings.top_k,
-        strategy_tokens=settings.strategy_tokens,
-        n_ctx=settings.n_ctx,
-        n_threads=settings.n_threads,
-        temperature=settings.temperature,
-        seed=settings.seed,
-        log=log,
-        api_base=settings.student_api_base,
-    )
-    # retrieval with a score threshold, MMR diversity and packing counted with the student's own tokenizer
-    student.retriever = MMRRetriever(library, count_tokens=student.llm.count_tokens,
-                                     budget_tokens=settings.strategy_tokens)
-    return {"teacher": teacher, "student": student, "library": library}
-
-
-def load_task(name: str) -> Any:
-    """A task by name, or any adapter class given as ``module.path:ClassName`` (instantiated without arguments)."""
-    module, _, attr = name.partition(":")
-    if attr and module not in {"tau2", "bfcl", "spec", "jsonl"}:
-        import importlib
-
-        try:
-            return getattr(importlib.import_module(module), attr)()
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(
-                f"cannot load task adapter {name!r}: {exc}",
-                hint="pass module.path:ClassName of a class implementing agentkd.tasks.TaskSource",
-            ) from exc
-    return get_task(name)
-
-
-def attach_teacher(task: Any, teacher: Any, name: str) -> None:
-    """Give a task that needs a model (a spec's scenario writer and grader, tau2's customer) the teacher."""
-    for role in ("teacher", "customer"):
-        if hasattr(task, role) and getattr(task, role) is None:
-            setattr(task, role, teacher)
-    if hasattr(task, "customer_view") and name.startswith("local/"):
-        task.customer_view = "transcript"  # small local simulators answer as the agent when roles are flipped
-
-
-def ensure_models(settings: Settings, progress: Progress) -> None:
-    """Assemble the catalog models this build needs before the loop starts (verified, once)."""
-    for spec in (settings.student, settings.teacher):
-        name = spec.removeprefix("local/")
-        local = spec.startswith("local/") or (spec == settings.student and not settings.student_api_base)
-        if local and name in models.CATALOG and not models.is_present(models.CATALOG[name], settings.models_dir):
-            progress("pull", model=name)
-            models.pull(name, root=settings.models_dir)
 
 
 def _run_files(settings: Settings, run_id: str) -> tuple[Path, Path, Path]:
@@ -165,8 +77,8 @@ def run_build(
     Every run writes ``<run>.json`` (what was asked), ``<run>.jsonl`` (every model call) and
     ``<run>.sqlite`` (LangGraph checkpoints); ``resume=<run id>`` continues a killed run where it stopped.
     """
-    from agentkd.graph import run, sqlite_checkpointer
-    from agentkd.privacy import default_scrubber
+    from agentkd.distill.graph import run, sqlite_checkpointer
+    from agentkd.teacher.scrubber import default_scrubber
 
     t0 = time.perf_counter()
     config = config or BuildConfig(seed=settings.seed)
@@ -199,7 +111,7 @@ def run_build(
     log = RunLog(log_path)
     if getattr(task, "n_ctx", None) and settings.n_ctx < task.n_ctx:  # e.g. tau2's policy + tools need ~8k
         settings = settings.model_copy(update={"n_ctx": task.n_ctx})
-    parts = make_parts(settings, log, task)
+    parts = open_parts(settings, log, task)
     attach_teacher(task, parts["teacher"], settings.teacher)
     parts["teacher"].scrub = default_scrubber(settings.teacher, scrub)
     ctx = BuildContext(

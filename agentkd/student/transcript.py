@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from agentkd.agent import Event, TextDelta, ToolCallFinished
+from agentkd.student.agent_loop import Event, TextDelta, ToolCallFinished
 
 
 class Transcript:

@@ -33,7 +33,7 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
-from agentkd.chatformat import (
+from agentkd.models.chat_template import (
     TOOL_CLOSE,
     TOOL_OPEN,
     CallStats,

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from agentkd.judge import judge
+from agentkd.distill.grading import judge
 from agentkd.schema import Attempt, Scenario, Verdict
-from agentkd.student import Student
+from agentkd.student.student import Student
 from agentkd.tasks import AttemptGrader, TaskSource, grade_attempt, run_attempt
 
 

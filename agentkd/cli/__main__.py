@@ -1,0 +1,3 @@
+from agentkd.cli.main import main
+
+main()

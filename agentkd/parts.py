@@ -1,0 +1,166 @@
+"""The composition root: every command gets its teacher, library, student and task from these functions.
+
+``agentkd build``, ``eval``, ``ask``, ``chat``, ``serve`` and ``export-sft`` all call ``open_student`` with the
+same settings, so the student a build and an evaluation measured is the one a user talks to: the same
+tools (the task's, or the Python sandbox), the same retrieval (score threshold, MMR diversity, a token
+budget counted by the student's own tokenizer) and the same prompt. Heavy SDKs are imported inside the
+functions so that ``agentkd --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agentkd.config import Settings
+from agentkd.models import catalog
+from agentkd.errors import ConfigError
+from agentkd.models.runlog import RunLog
+
+if TYPE_CHECKING:
+    from agentkd.library import Library
+    from agentkd.student.student import Student
+    from agentkd.tasks import TaskSource
+    from agentkd.teacher.teacher import Teacher
+    from agentkd.tools import ToolBox
+
+BUILTIN_PREFIXES = {"tau2", "bfcl", "spec", "jsonl"}
+
+
+def load_task(name: str) -> TaskSource:
+    """A task by name, or any adapter class given as ``module.path:ClassName`` (instantiated without arguments)."""
+    from agentkd.tasks import get_task
+
+    module, _, attr = name.partition(":")
+    if attr and module not in BUILTIN_PREFIXES:
+        import importlib
+
+        try:
+            return getattr(importlib.import_module(module), attr)()  # type: ignore[no-any-return]
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(
+                f"cannot load task adapter {name!r}: {exc}",
+                hint="pass module.path:ClassName of a class implementing agentkd.tasks.TaskSource",
+            ) from exc
+    return get_task(name)  # type: ignore[no-any-return]
+
+
+def open_teacher(settings: Settings, log: RunLog | None = None) -> Teacher:
+    """The configured teacher: a litellm model name, ``local/<catalog name>``, or ``script:<file.json>``."""
+    from agentkd.teacher.teacher import Teacher
+
+    scripted = settings.teacher.startswith("script:")
+    transport: Any
+    if scripted:  # a scripted teacher for offline pipeline runs
+        from agentkd.teacher.scripted import load_script
+
+        transport = load_script(settings.teacher.removeprefix("script:"))
+    else:
+        from agentkd.models.litellm_transport import LitellmTransport
+
+        key = settings.teacher_api_key.get_secret_value() if settings.teacher_api_key else None
+        transport = LitellmTransport(api_base=settings.teacher_api_base, api_key=key, timeout=settings.teacher_timeout,
+                                     n_ctx=settings.n_ctx, n_threads=settings.n_threads)
+    return Teacher(settings.teacher, transport=transport, json_mode=False if scripted else None,
+                   retries=settings.teacher_retries, max_reasks=settings.max_reasks, seed=settings.seed,
+                   log=log or RunLog())
+
+
+def open_library(settings: Settings) -> Library:
+    """The configured library (a directory or a Chroma server) and collection."""
+    from agentkd.library import Library
+
+    return Library.open(settings.library_path, settings.collection)
+
+
+def student_tools(task: TaskSource | None) -> ToolBox:
+    """What the student may call: the task's own tools, else the Python sandbox (used as ```python blocks)."""
+    from agentkd.tools import ToolBox, python_tool
+
+    own = getattr(task, "tools", None) if task is not None else None
+    return own() if callable(own) else ToolBox([python_tool()])
+
+
+def open_student(
+    settings: Settings,
+    *,
+    task: TaskSource | None = None,
+    library: Library | None = None,
+    use_library: bool = True,
+    log: RunLog | None = None,
+    samples: int | None = None,
+    first_thought: bool = False,
+    max_steps: int | None = None,
+) -> Student:
+    """The student every command runs: the task's tools and the library behind the measured retriever.
+
+    ``library``: an open library to retrieve from (else the configured one is opened, unless
+    ``use_library`` is False and the student answers bare).
+    """
+    from agentkd.student.student import Student
+
+    student = Student(
+        settings.student,
+        tools=student_tools(task),
+        k=settings.top_k,
+        strategy_tokens=settings.strategy_tokens,
+        n_ctx=settings.n_ctx,
+        n_threads=settings.n_threads,
+        temperature=settings.temperature,
+        seed=settings.seed,
+        samples=samples if samples is not None else settings.samples,
+        first_thought=first_thought,
+        max_steps=max_steps if max_steps is not None else settings.max_steps,
+        log=log,
+        api_base=settings.student_api_base,
+    )
+    if use_library:
+        lib = library if library is not None else open_library(settings)
+        student.retriever = retriever_for(student, lib, settings)
+    return student
+
+
+def retriever_for(student: Student, library: Any, settings: Settings) -> Any:
+    """The measured retrieval over ``library``: score threshold, MMR diversity, packing in the student's tokens."""
+    from agentkd.library.retrieval import MMRRetriever
+
+    return MMRRetriever(library, count_tokens=student.llm.count_tokens, budget_tokens=settings.strategy_tokens)
+
+
+def attach_teacher(task: Any, teacher: Any, name: str) -> None:
+    """Give a task that needs a model (a spec's scenario writer and grader, tau2's customer) the teacher."""
+    for role in ("teacher", "customer"):
+        if hasattr(task, role) and getattr(task, role) is None:
+            setattr(task, role, teacher)
+    if hasattr(task, "customer_view") and name.startswith("local/"):
+        task.customer_view = "transcript"  # small local simulators answer as the agent when roles are flipped
+
+
+@dataclass
+class Parts:
+    teacher: Teacher
+    student: Student
+    library: Library
+
+    def __getitem__(self, name: str) -> Any:  # parts["student"], as callers of the old dict wrote it
+        return getattr(self, name)
+
+
+def open_parts(settings: Settings, log: RunLog, task: TaskSource | None = None) -> Parts:
+    """Teacher, student and library as configured, the student with the task's tools and the library."""
+    library = open_library(settings)
+    return Parts(teacher=open_teacher(settings, log), library=library,
+                 student=open_student(settings, task=task, library=library, log=log))
+
+
+def ensure_models(settings: Settings, progress: Callable[..., None]) -> None:
+    """Assemble the catalog models this build needs before the loop starts (verified, once)."""
+    for spec in (settings.student, settings.teacher):
+        name = spec.removeprefix("local/")
+        local = spec.startswith("local/") or (spec == settings.student and not settings.student_api_base)
+        if local and name in catalog.CATALOG and not catalog.is_present(catalog.CATALOG[name], settings.models_dir):
+            progress("pull", model=name)
+            catalog.pull(name, root=settings.models_dir)
+
+
