@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     temperature: float = Field(0.0, description="Sampling temperature of the student.")
     top_k: int = Field(3, description="Strategies retrieved for each question.")
     strategy_tokens: int = Field(600, description="Token budget for packed strategies in the student's prompt.")
+    samples: int = Field(1, description="Voting: the student samples this many executed answers and keeps the "
+                         "majority final answer (1: one greedy answer).")
+    max_steps: int = Field(4, description="Model calls per answer at most (each may run one tool).")
+    # one build's knobs: the CLI, the Python API (BuildConfig) and eval read the same defaults
+    iterations: int = Field(2, description="Rounds of plan → generate → attempt → judge → write → admit.")
+    batch_size: int = Field(6, description="Scenarios the student attempts per round.")
+    heldout: int = Field(12, description="Held-out items for a build's before/after measurement.")
+    siblings: int = Field(1, description="Fresh sibling scenarios each candidate is measured on.")
+    max_strategies: int = Field(2, description="Entries the teacher writes per round, from the first failures judged.")
 
     @property
     def models_dir(self) -> Path:

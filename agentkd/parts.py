@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agentkd.config import Settings
-from agentkd.models import catalog
 from agentkd.errors import ConfigError
+from agentkd.models import catalog
 from agentkd.models.runlog import RunLog
 
 if TYPE_CHECKING:
@@ -51,6 +51,10 @@ def open_teacher(settings: Settings, log: RunLog | None = None) -> Teacher:
     from agentkd.teacher.teacher import Teacher
 
     scripted = settings.teacher.startswith("script:")
+    if settings.teacher.startswith("local/"):
+        name = settings.teacher.removeprefix("local/")
+        if name in catalog.CATALOG and catalog.is_present(catalog.CATALOG[name], settings.models_dir):
+            check_model(catalog.resolve(name, root=settings.models_dir), settings)
     transport: Any
     if scripted:  # a scripted teacher for offline pipeline runs
         from agentkd.teacher.scripted import load_script
@@ -65,6 +69,14 @@ def open_teacher(settings: Settings, log: RunLog | None = None) -> Teacher:
     return Teacher(settings.teacher, transport=transport, json_mode=False if scripted else None,
                    retries=settings.teacher_retries, max_reasks=settings.max_reasks, seed=settings.seed,
                    log=log or RunLog())
+
+
+def check_model(path: Any, settings: Settings) -> dict[str, Any]:
+    """Before a model's first use on this machine, the canary: it loads and decodes in a child process, so a
+    native llama.cpp crash falls back to safe load options or stops with a clear error (cached per machine)."""
+    from agentkd.models.llamacpp_loader import canary
+
+    return canary(path, settings.home)
 
 
 def open_library(settings: Settings) -> Library:
@@ -100,6 +112,8 @@ def open_student(
     """
     from agentkd.student.student import Student
 
+    if not settings.student_api_base:
+        check_model(catalog.resolve(settings.student, root=settings.models_dir), settings)
     student = Student(
         settings.student,
         tools=student_tools(task),
@@ -115,6 +129,9 @@ def open_student(
         log=log,
         api_base=settings.student_api_base,
     )
+    options = getattr(student.llm, "options", None)
+    if options is not None and log is not None:
+        log.event("llama_load", model=settings.student, extra_bufts=options.extra_bufts, reason=options.reason)
     if use_library:
         lib = library if library is not None else open_library(settings)
         student.retriever = retriever_for(student, lib, settings)

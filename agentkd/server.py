@@ -29,8 +29,8 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentkd.student.agent_loop import Answer, Done, Event
 from agentkd.errors import AgentKDError
+from agentkd.student.agent_loop import Answer, Done, Event
 from agentkd.student.student import Student
 from agentkd.student.transcript import Transcript
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agentkd.library.embedder import get_embedder
 from agentkd.library import Library
+from agentkd.library.embedder import get_embedder
 from agentkd.library.filters import Filter
 from agentkd.library.retrieval import retrieve
 from agentkd.schema import Strategy

@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agentkd.models import catalog
+from agentkd.distill.context import BuildConfig, BuildContext
 from agentkd.distill.graph import run
 from agentkd.library import Library
-from agentkd.distill.nodes import BuildConfig, BuildContext
+from agentkd.models import catalog
 from agentkd.models.runlog import RunLog
 from agentkd.student.student import Student
 from agentkd.testing import fake_teacher

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agentkd.student.agent_loop import Done, StrategiesRetrieved, TextDelta, ToolCallFinished
 from agentkd.config import get_settings
+from agentkd.student.agent_loop import Done, StrategiesRetrieved, TextDelta, ToolCallFinished
 from agentkd.student.student import Student
 
 

@@ -18,11 +18,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from agentkd.models import catalog
+from agentkd.cli.display import print_answer
 from agentkd.config import get_settings
 from agentkd.eval.packs import has_entries, import_pack
 from agentkd.library import Library, MMRRetriever
-from agentkd.cli.display import print_answer
+from agentkd.models import catalog
 from agentkd.schema import Strategy
 from agentkd.student.student import Student
 from agentkd.tasks import get_task

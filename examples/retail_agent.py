@@ -20,11 +20,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from agentkd.parts import attach_teacher, ensure_models, open_parts
 from agentkd.config import get_settings
 from agentkd.eval.packs import has_entries, import_pack
 from agentkd.library import Library, MMRRetriever
 from agentkd.models.runlog import RunLog
+from agentkd.parts import attach_teacher, ensure_models, open_parts
 from agentkd.tasks.tau2 import Tau2Task
 
 ROOT = Path(__file__).resolve().parents[1]

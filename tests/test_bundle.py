@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agentkd.library.bundle_reader import BundleRetriever, MiniLM, WordPiece
-from agentkd.library.embedder import TOKENIZER_FILE, Embedder
 from agentkd.library import Library
 from agentkd.library.bundle import vocabulary, write_bundle
+from agentkd.library.bundle_reader import BundleRetriever, MiniLM, WordPiece
+from agentkd.library.embedder import TOKENIZER_FILE, Embedder
 from tests.corpus import corpus, queries
 
 

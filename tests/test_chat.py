@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from agentkd.student.agent_loop import AgentLoop, StrategiesRetrieved
 from agentkd.cli.chat import repl, show_turn
+from agentkd.student.agent_loop import AgentLoop, StrategiesRetrieved
 from agentkd.student.student import Student
 from agentkd.tools import ToolBox, calculator
 from tests.student_kit import STRATEGIES, ListRetriever, ScriptedLLM, call

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agentkd.library.embedder import Embedder, get_embedder, package_file
 from agentkd.errors import LibraryError
+from agentkd.library.embedder import Embedder, get_embedder, package_file
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentkd.parts import load_task
 from agentkd.cli.main import app
 from agentkd.config import get_settings
 from agentkd.errors import ConfigError
 from agentkd.eval import EvalConfig, run_eval
+from agentkd.parts import load_task
 from agentkd.schema import Scenario, Verdict
 from agentkd.student.student import Student
 from agentkd.tasks.jsonl import JsonlTask

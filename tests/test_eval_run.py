@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentkd.parts import load_task
 from agentkd.cli.main import app
 from agentkd.eval import EvalResult, PackManifest
 from agentkd.library import Library
 from agentkd.library.files import render_file
+from agentkd.parts import load_task
 from agentkd.schema import Strategy
 
 pytestmark = pytest.mark.model

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agentkd.library.embedder import get_embedder
 from agentkd.errors import LibraryError, LibraryFormatError
 from agentkd.library import Library
+from agentkd.library.embedder import get_embedder
 from agentkd.schema import Effect, Provenance, Strategy
 
 ROOT = Path(__file__).resolve().parents[1]

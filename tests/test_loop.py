@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from agentkd.distill.context import BuildConfig, BuildContext
 from agentkd.distill.curriculum import Budget, Curriculum, allocate
-from agentkd.errors import TeacherRateLimited, TeacherTimeout
 from agentkd.distill.graph import build_graph, mermaid, run
+from agentkd.errors import TeacherRateLimited, TeacherTimeout
 from agentkd.library import Library
-from agentkd.distill.nodes import BuildConfig, BuildContext
 from agentkd.models.runlog import RunLog
 from agentkd.student.student import Student
 from agentkd.testing import fake_teacher

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agentkd.models import catalog, gguf
 from agentkd.errors import ModelCorruptError, ModelNotFoundError
+from agentkd.models import catalog, gguf
 
 
 def test_catalog_names_the_three_offline_models() -> None:

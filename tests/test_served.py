@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from agentkd.cli.main import app
-from agentkd.errors import ConfigError, ModelNotFoundError
+from agentkd.distill.context import BuildConfig, BuildContext
 from agentkd.distill.graph import run
+from agentkd.errors import ConfigError, ModelNotFoundError
 from agentkd.library import Library
-from agentkd.distill.nodes import BuildConfig, BuildContext
 from agentkd.models.runlog import RunLog
 from agentkd.student.student import Student
 from agentkd.testing import fake_teacher

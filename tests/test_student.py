@@ -9,10 +9,17 @@ from typing import Any
 
 import pytest
 
-from agentkd.student.agent_loop import AgentLoop, Done, StrategiesRetrieved, TextDelta, ToolCallFinished, ToolCallStarted
-from agentkd.student.voting import Action, vote
 from agentkd.models.llamacpp import ChatResult
+from agentkd.student.agent_loop import (
+    AgentLoop,
+    Done,
+    StrategiesRetrieved,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+)
 from agentkd.student.student import Student, first_thought, reuse_first
+from agentkd.student.voting import Action, vote
 from agentkd.tools import ToolBox, calculator, tool
 from tests.student_kit import STRATEGIES, ListRetriever, ScriptedLLM, call
 

@@ -29,31 +29,23 @@ LibraryOpt = Annotated[
 CollectionOpt = Annotated[str | None, typer.Option("--collection", help="Collection inside the library.")]
 NoLibraryOpt = Annotated[bool, typer.Option("--no-library", help="Answer without strategies (the bare student).")]
 TaskOpt = Annotated[str | None, typer.Option(help="Restrict retrieval to strategies of this task.")]
-SamplesOpt = Annotated[
-    int, typer.Option(help="Self-consistent actions: sample this many candidates per step, keep the majority result.")
-]
-MaxStepsOpt = Annotated[int, typer.Option(help="Model calls per answer at most (each may run one tool).")]
+SamplesOpt = Annotated[int | None, typer.Option(help=Settings.model_fields["samples"].description)]
+MaxStepsOpt = Annotated[int | None, typer.Option(help=Settings.model_fields["max_steps"].description)]
 FirstThoughtOpt = Annotated[
     bool, typer.Option("--first-thought/--no-first-thought", help="Open each reply with the top strategy's first step.")
 ]
 
 
 def open_student(
-    settings: Settings, *, use_library: bool = True, samples: int = 1, first_thought: bool = False, max_steps: int = 4
+    settings: Settings, *, use_library: bool = True, samples: int | None = None, first_thought: bool = False,
+    max_steps: int | None = None, task: str | None = None,
 ) -> Student:
-    """The student the settings describe, with the library as its retriever unless ``use_library`` is False."""
-    from agentkd.student.student import Student
+    """The student ``build`` and ``eval`` measure (``agentkd.parts.open_student``), with ``task``'s tools."""
+    from agentkd.parts import load_task
+    from agentkd.parts import open_student as root
 
-    retriever = None
-    if use_library:
-        from agentkd.library import Library
-
-        retriever = Library.open(settings.library_path, settings.collection)
-    return Student(
-        settings.student, retriever=retriever, k=settings.top_k, strategy_tokens=settings.strategy_tokens,
-        n_ctx=settings.n_ctx, n_threads=settings.n_threads, temperature=settings.temperature, seed=settings.seed,
-        samples=samples, first_thought=first_thought, max_steps=max_steps, api_base=settings.student_api_base,
-    )  # fmt: skip
+    return root(settings, task=load_task(task) if task else None, use_library=use_library, samples=samples,
+                first_thought=first_thought, max_steps=max_steps)
 
 
 def show_turn(out: Console, events: Iterator[Event]) -> Answer | None:
@@ -134,9 +126,9 @@ def chat_command(
     library: LibraryOpt = None,
     collection: CollectionOpt = None,
     no_library: NoLibraryOpt = False,
-    samples: SamplesOpt = 1,
+    samples: SamplesOpt = None,
     first_thought: FirstThoughtOpt = False,
-    max_steps: MaxStepsOpt = 4,
+    max_steps: MaxStepsOpt = None,
 ) -> None:
     """Talk with the student: a streaming REPL that shows the strategies and tool calls it used (/reset, /exit)."""
     settings = get_settings(student=student, library=library, collection=collection)
@@ -146,20 +138,21 @@ def chat_command(
 
         instructions = get_task(task).instructions
     stu = open_student(settings, use_library=not no_library, samples=samples, first_thought=first_thought,
-                       max_steps=max_steps)  # fmt: skip
+                       max_steps=max_steps, task=task)  # fmt: skip
     repl(stu, task=task, instructions=instructions)
 
 
 def serve_command(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    task: TaskOpt = None,
     student: StudentOpt = None,
     library: LibraryOpt = None,
     collection: CollectionOpt = None,
     no_library: NoLibraryOpt = False,
-    samples: SamplesOpt = 1,
+    samples: SamplesOpt = None,
     first_thought: FirstThoughtOpt = False,
-    max_steps: MaxStepsOpt = 4,
+    max_steps: MaxStepsOpt = None,
     queue_limit: Annotated[int, typer.Option(help="Requests that may wait for the model before 503.")] = 64,
 ) -> None:
     """Serve the student as an OpenAI-compatible API: /v1/chat/completions (streaming, tools) and /v1/models."""
@@ -169,7 +162,7 @@ def serve_command(
 
     settings = get_settings(student=student, library=library, collection=collection)
     stu = open_student(settings, use_library=not no_library, samples=samples, first_thought=first_thought,
-                       max_steps=max_steps)  # fmt: skip
+                       max_steps=max_steps, task=task)  # fmt: skip
     where = "no library" if no_library else f"library {settings.library_path} ({settings.collection})"
     console.print(f"agentkd serving {stu.model_spec} ({where}) on http://{host}:{port}/v1", highlight=False)
     uvicorn.run(create_app(stu, queue_limit=queue_limit), host=host, port=port, log_level="warning")

@@ -9,12 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agentkd.models import catalog
 from agentkd.cli.eval import eval_command
 from agentkd.cli.library import library_app
 from agentkd.cli.sft import export_sft
 from agentkd.config import get_settings
 from agentkd.errors import AgentKDError, ConfigError
+from agentkd.models import catalog
 
 console = Console()
 err_console = Console(stderr=True)
@@ -28,6 +28,20 @@ app = typer.Typer(
 models_app = typer.Typer(
     help="Local GGUF models: list the catalog, pull (assemble and verify) a model.", no_args_is_help=True
 )
+
+
+@app.callback()
+def _options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say what agentkd decides and why (how each "
+                                          "model is loaded, ...) on stderr.")] = False,
+) -> None:
+    if verbose:
+        import logging
+
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+        logging.getLogger("agentkd").setLevel(logging.INFO)
+
+
 app.add_typer(models_app, name="models")
 app.add_typer(library_app, name="library")
 app.command("export-sft")(export_sft)
@@ -99,6 +113,13 @@ def models_pull(
             path = catalog.pull(name, force=force, root=settings.models_dir, progress=hook)
     info = catalog.describe(path)
     console.print(f"[green]✓[/] {name} → {path}  ({info['name']}, {info['architecture']}, {info['quantization']})")
+    from agentkd.models.llamacpp_loader import canary
+
+    with console.status(f"checking that {name} runs on this CPU (a short run in a child process, once)…"):
+        record = canary(path, settings.home, force=force)
+    bufts = "on" if record["extra_bufts"] else "off"
+    console.print(f"[green]✓[/] runs here with llama.cpp's extra buffer types {bufts}: {record['reason']}",
+                  highlight=False)
 
 
 @app.command()
@@ -139,10 +160,10 @@ def build(
     Each run is checkpointed (SQLite) and logged (JSONL) under ~/.agentkd/runs; `--resume last` continues
     one that was interrupted, with no admitted strategy lost or duplicated.
     """
-    from agentkd.distill.build import latest_unfinished_run, run_build
-    from agentkd.distill.curriculum import Budget
-    from agentkd.distill.nodes import BuildConfig
     from agentkd.cli.display import BuildDisplay, print_report
+    from agentkd.distill.build import latest_unfinished_run, run_build
+    from agentkd.distill.context import BuildConfig
+    from agentkd.distill.curriculum import Budget
 
     settings = get_settings(teacher=teacher, student=student, library=library, collection=collection, seed=seed,
                             student_api_base=student_api_base)
@@ -173,26 +194,13 @@ def ask(
     collection: CollectionOpt = None,
 ) -> None:
     """Answer a question with the student, showing the strategies it retrieved and the tools it called."""
-    from agentkd.library import Library
+    from agentkd.cli.chat import open_student
     from agentkd.cli.display import print_answer
-    from agentkd.student.student import Student
-    from agentkd.tasks import get_task
+    from agentkd.parts import load_task
 
     settings = get_settings(student=student, library=library, collection=collection)
-    instructions = get_task(task).instructions if task else ""
-
-    lib = Library.open(settings.library_path, settings.collection)
-    stu = Student(
-        settings.student,
-        retriever=lib,
-        k=settings.top_k,
-        strategy_tokens=settings.strategy_tokens,
-        n_ctx=settings.n_ctx,
-        n_threads=settings.n_threads,
-        temperature=settings.temperature,
-        seed=settings.seed,
-        api_base=settings.student_api_base,
-    )
+    instructions = load_task(task).instructions if task else ""
+    stu = open_student(settings, task=task)
     with console.status("thinking…"):
         answer = stu.ask(question, task=task, instructions=instructions)
     print_answer(console, answer)

@@ -1,1 +1,1 @@
-"""The distillation loop: state, nodes, the LangGraph graph, admission, curriculum, leak checks, one build end to end."""
+"""The distillation loop: state, nodes, the LangGraph graph, admission, curriculum, leak checks, a build."""

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentkd.models import catalog
 from agentkd.config import Settings
+from agentkd.distill.context import BuildConfig, BuildContext
 from agentkd.distill.curriculum import Budget
+from agentkd.distill.nodes import BuildState
 from agentkd.errors import ConfigError
 from agentkd.eval.heldout import ArmResult, run_arm
-from agentkd.distill.nodes import BuildConfig, BuildContext, BuildState
 from agentkd.models.runlog import RunLog, Usage
 from agentkd.parts import attach_teacher, ensure_models, load_task, open_parts
 
@@ -109,8 +109,9 @@ def run_build(
     task = load_task(task_name)
     ensure_models(settings, progress)
     log = RunLog(log_path)
-    if getattr(task, "n_ctx", None) and settings.n_ctx < task.n_ctx:  # e.g. tau2's policy + tools need ~8k
-        settings = settings.model_copy(update={"n_ctx": task.n_ctx})
+    task_ctx = getattr(task, "n_ctx", None)
+    if task_ctx and settings.n_ctx < task_ctx:  # e.g. tau2's policy + tools need ~8k
+        settings = settings.model_copy(update={"n_ctx": task_ctx})
     parts = open_parts(settings, log, task)
     attach_teacher(task, parts["teacher"], settings.teacher)
     parts["teacher"].scrub = default_scrubber(settings.teacher, scrub)

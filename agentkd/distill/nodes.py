@@ -12,25 +12,20 @@ from __future__ import annotations
 import operator
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Annotated, Any, Literal, Protocol
+from dataclasses import replace
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from agentkd.distill.admission import ablate_failure, admit_candidate
-from agentkd.distill.context import BuildConfig, BuildContext, StrategyStore
-from agentkd.distill.curriculum import Budget, Curriculum, allocate
-from agentkd.errors import TeacherError
+from agentkd.distill.context import BuildContext, StrategyStore
+from agentkd.distill.curriculum import Curriculum, allocate
 from agentkd.distill.grading import judge as judge_attempt
 from agentkd.distill.grading import leaks_answer
+from agentkd.errors import TeacherError
 from agentkd.prompts import render
-from agentkd.models.runlog import RunLog
 from agentkd.schema import Attempt, Provenance, Scenario, Strategy, StrategyDraft, Verdict
-from agentkd.student.student import Student
-from agentkd.tasks import TaskSource
 from agentkd.tasks.base import run_attempt, strategy_focus
-from agentkd.teacher.teacher import Teacher
 
 
 class Candidate(BaseModel):

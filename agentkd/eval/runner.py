@@ -18,11 +18,11 @@ from typing import Any
 from agentkd.config import Settings
 from agentkd.errors import ConfigError, TeacherError
 from agentkd.eval.arms import ArmSpec, default_baseline, parse_arms
+from agentkd.eval.heldout import grade
 from agentkd.eval.results import EvalResult, ItemRecord, compare, read_transcripts, summarize
 from agentkd.eval.teacher_arm import TeacherSolver
-from agentkd.eval.heldout import grade
-from agentkd.prompts import render
 from agentkd.models.runlog import RunLog
+from agentkd.prompts import render
 from agentkd.schema import Attempt, Scenario
 from agentkd.tasks import EpisodeTask, TaskSource, run_attempt
 from agentkd.tools import ToolBox
@@ -65,7 +65,7 @@ class TaskView:
 class _Arena:
     """The parts every arm shares: the task, the student (re-armed per arm), the teacher, the retrievers."""
 
-    def __init__(self, settings: Settings, config: EvalConfig, task: TaskSource, parts: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, config: EvalConfig, task: TaskSource, parts: Any) -> None:
         self.settings, self.config, self.task = settings, config, task
         self.student, self.teacher = parts["student"], parts["teacher"]
         self.tools: ToolBox = self.student.tools
@@ -149,15 +149,15 @@ def run_eval(
     config: EvalConfig,
     *,
     progress: Progress = lambda event, **data: None,
-    parts: dict[str, Any] | None = None,
+    parts: Any = None,  # agentkd.parts.Parts (or a dict of the same names)
     task: TaskSource | None = None,
 ) -> EvalResult:
     """Evaluate every arm on the same scenarios; write results.json, the reports and the transcripts to ``out``.
 
     ``parts`` (``{"student": ..., "teacher": ...}``) and ``task`` replace what the settings would build.
     """
-    from agentkd.parts import attach_teacher, ensure_models, load_task, open_parts
     from agentkd.eval.publish import write_report
+    from agentkd.parts import attach_teacher, ensure_models, load_task, open_parts
 
     arms = parse_arms(config.arms)
     names = [a.name for a in arms]

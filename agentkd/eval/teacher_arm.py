@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agentkd.student.agent_loop import CODE_CLOSE, code_tool, extract_code
-from agentkd.prompts import render
 from agentkd.models.runlog import RunLog
+from agentkd.prompts import render
 from agentkd.schema import Attempt, Message, Scenario, Strategy, ToolCallRecord
+from agentkd.student.agent_loop import CODE_CLOSE, code_tool, extract_code
 from agentkd.teacher.teacher import Teacher
 from agentkd.tools import ToolBox
 

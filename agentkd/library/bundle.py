@@ -1,4 +1,4 @@
-"""The edge bundle writer: a directory a device retrieves from with numpy alone (read by ``agentkd.library.bundle_reader``).
+"""The edge bundle writer: a directory a device retrieves from with numpy alone (``library/bundle_reader.py``).
 
 Files: ``manifest.json``; ``strategies.jsonl`` (the entries, sorted by id); ``embeddings.npy`` (their vectors
 as stored in Chroma, float32 unit rows, same order); ``minilm.npz`` and ``vocab.txt`` (the query embedder);
@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from agentkd.errors import LibraryError
 from agentkd.library import bundle_reader
 from agentkd.library.embedder import TOKENIZER_FILE, _model_proto, load_model_bytes
-from agentkd.errors import LibraryError
 from agentkd.schema import now
 
 if TYPE_CHECKING:

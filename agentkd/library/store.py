@@ -27,9 +27,9 @@ from chromadb.errors import NotFoundError
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from agentkd.config import get_settings
-from agentkd.library.embedder import Embedder, TextEmbedder, get_embedder
 from agentkd.errors import LibraryError, LibraryFormatError
 from agentkd.library.curation import Curation
+from agentkd.library.embedder import Embedder, TextEmbedder, get_embedder
 from agentkd.library.filters import Filter, metadata
 from agentkd.library.history import History
 from agentkd.library.merge import merge

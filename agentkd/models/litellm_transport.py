@@ -18,7 +18,6 @@ import litellm
 from litellm import CustomLLM
 from litellm.types.utils import ModelResponse
 
-from agentkd.models import catalog, llamacpp
 from agentkd.errors import (
     ConfigError,
     TeacherConnectionError,
@@ -26,6 +25,7 @@ from agentkd.errors import (
     TeacherRateLimited,
     TeacherTimeout,
 )
+from agentkd.models import catalog, llamacpp
 
 litellm.suppress_debug_info = True
 litellm.drop_params = True  # a provider that lacks a parameter (seed, response_format) ignores it

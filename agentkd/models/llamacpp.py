@@ -33,6 +33,7 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
+from agentkd.errors import ConfigError
 from agentkd.models.chat_template import (
     TOOL_CLOSE,
     TOOL_OPEN,
@@ -45,7 +46,7 @@ from agentkd.models.chat_template import (
     tool_call_schema,
     tool_name,
 )
-from agentkd.errors import ConfigError
+from agentkd.models.llamacpp_loader import LoadOptions, open_llama, options_for
 
 __all__ = ["TOOL_CLOSE", "TOOL_OPEN", "ChatResult", "ContextOverflowError", "LocalLLM", "close_all",
            "parse_loose_tool_call", "shared", "tool_call_schema"]  # fmt: skip
@@ -151,14 +152,18 @@ class LocalLLM:
         seed: int = 1234,
         n_batch: int = 512,
         verbose: bool = False,
+        options: LoadOptions | None = None,
     ) -> None:
         """``n_batch``: prompt tokens evaluated at once; smaller saves memory (about 0.6 MB a token for Qwen's
-        150k vocabulary) at some prefill speed."""
+        150k vocabulary) at some prefill speed. ``options``: llama.cpp load options (default: the safe choice
+        for this machine, ``llamacpp_loader.options_for``)."""
         self.path = Path(path)
         self.seed = seed
         self.lock = threading.RLock()
-        self._llm = llama_cpp.Llama(
-            model_path=str(self.path),
+        self.options = options or options_for(self.path, _home())
+        self._llm = open_llama(
+            self.path,
+            self.options,
             n_ctx=n_ctx,
             n_threads=n_threads or os.cpu_count() or 2,
             seed=seed,
@@ -444,6 +449,16 @@ def _offered(tools: list[dict[str, Any]] | None, tool_choice: str | dict[str, An
 
 def _grammar(schema: dict[str, Any]) -> llama_cpp.LlamaGrammar:
     return llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+
+
+def _home() -> Path | None:
+    """Where canary records live (``AGENTKD_HOME``), if the settings can be read."""
+    try:
+        from agentkd.config import get_settings
+
+        return get_settings().home
+    except Exception:  # settings that fail to validate are reported by the command that reads them
+        return None
 
 
 _POOL: dict[tuple[str, int], LocalLLM] = {}

@@ -17,8 +17,8 @@ from typing import Any
 
 import openai
 
-from agentkd.models.chat_template import ChatResult, final_result
 from agentkd.errors import ConfigError, ModelNotFoundError
+from agentkd.models.chat_template import ChatResult, final_result
 
 CHARS_PER_TOKEN = 3.0  # conservative for English and code with BPE vocabularies: over-counts, never overflows
 

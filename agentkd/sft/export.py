@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agentkd.sft.card import DEFAULT_MAX_TOKENS, CardInfo, render_card
-from agentkd.sft.formats import FORMATS, Record, RecordOptions, conversation
-from agentkd.sft.hygiene import GroupBy, dedupe_text, group_key, near_duplicates, validation_groups
-from agentkd.sft.trajectories import Dropped, Trajectory
+from agentkd.sft.formats import FORMATS, conversation
+from agentkd.sft.hygiene import dedupe_text, group_key, near_duplicates, validation_groups
 from agentkd.sft.report import ExportConfig, ExportReport, Written
+from agentkd.sft.trajectories import Dropped, Trajectory
 from agentkd.sft.validate import CHECKS, Renderer, TemplateCheck
 
 SPLITS = ("train", "validation")

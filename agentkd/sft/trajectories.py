@@ -15,8 +15,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from agentkd.errors import TaskError, TeacherError
 from agentkd.distill.grading import judge
+from agentkd.errors import TaskError, TeacherError
 from agentkd.prompts import render
 from agentkd.schema import Attempt, Message, Scenario, Strategy, ToolCallRecord, Verdict
 from agentkd.tasks import AttemptGrader, EpisodeTask, TaskSource

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agentkd.models.chat_template import parse_loose_tool_call
-from agentkd.student.voting import Action, execute, vote
-from agentkd.prompts import render
 from agentkd.models.runlog import CallRecord, RunLog
+from agentkd.prompts import render
 from agentkd.schema import Message, Strategy, ToolCallRecord
+from agentkd.student.voting import Action, execute, vote
 from agentkd.tools import ToolBox
 
 CODE_OPEN, CODE_CLOSE = "```python", "\n```\n"

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, overload
 
 from agentkd.models import catalog, llamacpp
+from agentkd.models.runlog import RunLog
+from agentkd.prompts import render
+from agentkd.schema import Attempt, Message, Scenario, Strategy
 from agentkd.student.agent_loop import (
     CODE_CLOSE,
     CODE_OPEN,
@@ -31,9 +34,6 @@ from agentkd.student.agent_loop import (
     extract_code,
     relay,
 )
-from agentkd.prompts import render
-from agentkd.models.runlog import RunLog
-from agentkd.schema import Attempt, Message, Scenario, Strategy
 from agentkd.tools import ToolBox, default_tools
 
 __all__ = ["CODE_CLOSE", "CODE_OPEN", "Answer", "Event", "Retriever", "Student", "extract_code", "first_thought",

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from agentkd.errors import TeacherError, TeacherOutputError, TeacherUnavailable
-from agentkd.prompts import render
 from agentkd.models.runlog import CallRecord, RunLog
+from agentkd.prompts import render
 from agentkd.schema import Message
 
 T = TypeVar("T", bound=BaseModel)
