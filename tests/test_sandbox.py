@@ -20,7 +20,7 @@ from types import FrameType
 import pytest
 
 from agentkd.tools import python_tool, run_python
-from agentkd.tools.sandbox import MAX_CAPTURE, NO_OUTPUT, SandboxResult
+from agentkd.tools.sandbox import MAX_CAPTURE, NO_OUTPUT, SandboxResult, describe, remove_tree, signal_name
 
 
 def _denied(result: SandboxResult, audit: bool = True) -> bool:
@@ -224,3 +224,53 @@ def test_python_tool_output_for_the_model() -> None:
 def test_startup_overhead_is_small() -> None:
     times = [run_python("print(1 + 1)").seconds for _ in range(5)]
     assert statistics.median(times) < 0.5, times
+
+
+def test_a_real_time_signal_is_named_in_the_error_not_a_crash() -> None:
+    python = python_tool(timeout=5.0)
+    killed = python.run({"code": "import os, signal\nsignal.signal(40, signal.SIG_DFL)\nsignal.raise_signal(40)"})
+    assert killed.error and f"killed by SIGRTMIN+{40 - signal.SIGRTMIN}" in killed.output
+    assert signal_name(9) == "SIGKILL" and signal_name(200) == "signal 200"
+
+
+def test_writing_more_than_the_disk_limit_stops_with_a_message_the_model_can_act_on() -> None:
+    code = "for i in range(8):\n    open(f'f{i}', 'wb').write(b'x' * (15 << 20))\nprint('wrote all')"
+    for without in ((), ("tmpfs",)):  # the tmpfs caps it; without one the parent watches the directory
+        result = run_python(code, disk_mb=32, without=without)
+        assert "wrote all" not in result.stdout and not result.ok, (without, result)
+        message = describe(result, timeout=10, memory_mb=512, disk_mb=32).output
+        assert "32 MB of files in all" in message, message
+
+
+def test_a_deep_tree_left_by_the_code_is_still_removed() -> None:
+    code = "import os\nprint(os.getcwd())\nfor _ in range(1100):\n    os.mkdir('d')\n    os.chdir('d')\n" \
+           "open('f', 'w').write('x')\nos.chmod('.', 0)"
+    result = run_python(code, timeout=20, without=("tmpfs",))  # with the tmpfs the files never reach our disk
+    assert result.ok, result.stderr
+    assert not Path(result.stdout.strip()).parent.exists()
+
+
+def test_remove_tree_needs_no_recursion_and_no_long_paths(tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY)
+    for _ in range(1500):  # 1,500 levels of 200-character names: far past PATH_MAX and the recursion limit
+        os.mkdir("n" * 200, dir_fd=fd)
+        nxt = os.open("n" * 200, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = nxt
+    os.close(os.open("file", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+    os.fchmod(fd, 0o500)
+    os.close(fd)
+    remove_tree(root)
+    assert not root.exists()
+
+
+def test_memfd_memory_counts_against_the_limit() -> None:
+    code = "import os\nfds = [os.memfd_create(f'm{i}') for i in range(40)]\n" \
+           "[os.write(fd, b'x' * (15 << 20)) for fd in fds]"
+    for without in ((), ("audit",)):
+        result = run_python(code, memory_mb=128, without=without)
+        if without:
+            _needs(result, "seccomp")
+        assert result.returncode == 1 and "PermissionError" in result.stderr, result.stderr

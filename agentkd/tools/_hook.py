@@ -114,21 +114,34 @@ def make_hook(work: str, py_roots: list[str], *, files_confined: bool) -> Callab
 def _path_check(work: str, py_roots: list[str]) -> tuple[Callable[..., bool], tuple[str, ...], tuple[str, ...]]:
     write_roots = (os.path.realpath(work),)
     read_roots = (*write_roots, *py_roots, *_READABLE_FILES)
-    realpath, readlink, fsdecode, join, isabs = (os.path.realpath, os.readlink, os.fsdecode, os.path.join,
-                                                 os.path.isabs)
+    realpath, readlink, fsdecode, join, isabs, split = (os.path.realpath, os.readlink, os.fsdecode, os.path.join,
+                                                        os.path.isabs, os.path.split)
 
-    def inside(path: Any, roots: tuple[str, ...], dir_fd: Any = None) -> bool:
+    def inside(path: Any, roots: tuple[str, ...], dir_fd: Any = None, follow: bool = True) -> bool:
+        """Whether ``path`` resolves under one of ``roots`` (its last link not followed where ``follow`` is False)."""
         if path is None:
             path = "."
         if isinstance(path, int):
             return True  # an already open descriptor
-        text = fsdecode(path)
-        if isinstance(dir_fd, int) and dir_fd >= 0 and not isabs(text):
-            text = join(readlink(f"/proc/self/fd/{dir_fd}"), text)
-        real = realpath(text)
+        # realpath calls the guarded os.lstat, and takes a refusal for "not a link": the guards must stand aside
+        _busy.on = True
+        try:
+            text = fsdecode(path)
+            if isinstance(dir_fd, int) and dir_fd >= 0 and not isabs(text):
+                text = join(readlink(f"/proc/self/fd/{dir_fd}"), text)
+            if follow:
+                real = realpath(text)
+            else:
+                head, tail = split(text)
+                real = join(realpath(head or "."), tail) if tail not in ("", ".", "..") else realpath(text)
+        finally:
+            _busy.on = False
         return any(real == r or real.startswith(r + "/") for r in roots)
 
     return inside, write_roots, read_roots
+
+
+_busy = threading.local()  # set while ``inside`` checks a path: its own calls go to the real functions
 
 
 def sqlite_path(database: Any) -> str | None:
@@ -155,22 +168,18 @@ def sqlite_path(database: Any) -> str | None:
 def guard_unaudited_calls(inside: Callable[..., bool], write_roots: tuple[str, ...],
                           read_roots: tuple[str, ...]) -> None:
     """Replace the calls that raise no audit event with checked versions (in ``os`` and ``posix`` alike)."""
-    busy = threading.local()  # realpath calls os.lstat itself: the check must not check itself
 
     def checked(name: str, original: Callable[..., Any], spot: int, fd_kw: str | None,
                 writes: bool) -> Callable[..., Any]:
         roots = write_roots if writes else read_roots
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            if not getattr(busy, "on", False) and len(args) > spot:
-                busy.on = True
-                try:
-                    ok = inside(args[spot], roots, kwargs.get(fd_kw) if fd_kw else None)
-                finally:
-                    busy.on = False
-                if not ok:
+            path = args[spot] if len(args) > spot else kwargs.get("path")  # by keyword too
+            if not getattr(_busy, "on", False) and path is not None:
+                follow = kwargs.get("follow_symlinks", True) and name not in ("lstat", "readlink")
+                if not inside(path, roots, kwargs.get(fd_kw) if fd_kw else None, follow):
                     verb = "change" if writes else "look at"
-                    raise PermissionError(f"sandbox: cannot {verb} {args[spot]!r} (os.{name}): only files in the "
+                    raise PermissionError(f"sandbox: cannot {verb} {path!r} (os.{name}): only files in the "
                                           "working directory are allowed")
             return original(*args, **kwargs)
 

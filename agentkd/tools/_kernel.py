@@ -17,6 +17,8 @@ from collections.abc import Iterable
 CLONE_THREAD = 0x00010000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 1 << 14, 1 << 18
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
@@ -44,6 +46,21 @@ _ARCH: dict[str, dict[str, int]] = {
         "io_uring_setup": 425, "unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155,
         "chroot": 161, "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "keyctl": 250, "add_key": 248,
         "request_key": 249,
+        # other processes through a handle, a queued signal or a comparison (Landlock < 6 does not scope them)
+        "pidfd_open": 434, "pidfd_send_signal": 424, "pidfd_getfd": 438, "rt_sigqueueinfo": 129,
+        "rt_tgsigqueueinfo": 297, "process_madvise": 440, "process_mrelease": 448, "kcmp": 312,
+        "setpriority": 141, "ioprio_set": 251, "move_pages": 279, "migrate_pages": 256,
+        # memory outside the address-space limit (memfd, System V and POSIX IPC) and device or fifo nodes
+        "memfd_create": 319, "memfd_secret": 447, "shmget": 29, "msgget": 68, "semget": 64, "mq_open": 240,
+        "mknod": 133, "mknodat": 259,
+        # files by handle, the new mount API, and the host (matters where the sandbox runs as root)
+        "open_by_handle_at": 304, "name_to_handle_at": 303, "fanotify_init": 300, "open_tree": 428,
+        "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
+        "quotactl": 179, "swapon": 167, "swapoff": 168, "reboot": 169, "init_module": 175, "finit_module": 313,
+        "delete_module": 176, "kexec_load": 246, "acct": 163, "settimeofday": 164, "clock_settime": 227,
+        "sethostname": 170, "setdomainname": 171, "syslog": 103,
+        "prlimit64": 302, "sched_setaffinity": 203, "sched_setscheduler": 144, "sched_setparam": 142,
+        "sched_setattr": 314,
     },
     "aarch64": {
         "audit_arch": 0xC00000B7, "clone": 220, "clone3": 435, "kill": 129, "tgkill": 131, "socket": 198,
@@ -51,18 +68,66 @@ _ARCH: dict[str, dict[str, int]] = {
         "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "tkill": 130, "io_uring_setup": 425,
         "unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41, "chroot": 51, "bpf": 280,
         "perf_event_open": 241, "userfaultfd": 282, "keyctl": 219, "add_key": 217, "request_key": 218,
+        "pidfd_open": 434, "pidfd_send_signal": 424, "pidfd_getfd": 438, "rt_sigqueueinfo": 138,
+        "rt_tgsigqueueinfo": 240, "process_madvise": 440, "process_mrelease": 448, "kcmp": 272,
+        "setpriority": 140, "ioprio_set": 30, "move_pages": 239, "migrate_pages": 238,
+        "memfd_create": 279, "memfd_secret": 447, "shmget": 194, "msgget": 186, "semget": 190, "mq_open": 180,
+        "mknodat": 33,
+        "open_by_handle_at": 265, "name_to_handle_at": 264, "fanotify_init": 262, "open_tree": 428,
+        "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
+        "quotactl": 60, "swapon": 224, "swapoff": 225, "reboot": 142, "init_module": 105, "finit_module": 273,
+        "delete_module": 106, "kexec_load": 104, "acct": 89, "settimeofday": 170, "clock_settime": 112,
+        "sethostname": 161, "setdomainname": 162, "syslog": 116,
+        "prlimit64": 261, "sched_setaffinity": 122, "sched_setscheduler": 119, "sched_setparam": 118,
+        "sched_setattr": 274,
     },
 }
-_SPECIAL = {"audit_arch", "clone", "clone3", "kill", "tgkill", "socket", "sendto"}
+# syscalls allowed on this process only (argument 0 is a pid; 0 means the caller)
+_SELF_ONLY = ("kill", "tgkill", "prlimit64", "sched_setaffinity", "sched_setscheduler", "sched_setparam",
+              "sched_setattr")
+_SPECIAL = {"audit_arch", "clone", "clone3", "socket", "sendto", *_SELF_ONLY}
 _AF_UNIX = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
 
+_in_own_userns = False
+
+
+def _enter_userns(flags: int) -> bool:
+    """Unshare a new user namespace with ``flags``, mapping our own uid and gid (files need a mapped owner)."""
+    global _in_own_userns
+    uid, gid = os.getuid(), os.getgid()
+    if _libc.unshare(CLONE_NEWUSER | flags) != 0:
+        return False
+    _in_own_userns = True
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        try:
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+        except OSError:  # an old kernel without setgroups; the maps are what a tmpfs needs, best effort
+            pass
+    return True
+
+
 def unshare_network() -> bool:
     """Enter new user and network namespaces: no network interface but a loopback that is down."""
-    return bool(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0)
+    return _enter_userns(CLONE_NEWNET)
+
+
+def mount_work(work: str, size_mb: int) -> bool:
+    """Mount a private tmpfs of ``size_mb`` over ``work``: the kernel caps the total bytes written there,
+    and the files vanish with the process's mount namespace, however deep the tree."""
+    if not (_in_own_userns and _libc.unshare(CLONE_NEWNS) == 0) and not _enter_userns(CLONE_NEWNS):
+        return False
+    flags = ctypes.c_ulong
+    # private first: a mount in a copied namespace would otherwise propagate back to the host's
+    if _libc.mount(None, b"/", None, flags(MS_REC | MS_PRIVATE), None) != 0:
+        return False
+    options = f"size={size_mb}m,mode=0700".encode()
+    return bool(_libc.mount(b"agentkd", os.fsencode(work), b"tmpfs", flags(MS_NOSUID | MS_NODEV | MS_NOEXEC),
+                            options) == 0)
 
 
 def _no_new_privs() -> bool:
@@ -131,7 +196,8 @@ def _only_if_arg(i: int, values: list[int], deny: int) -> list[Insn]:
 
 
 def seccomp() -> bool:
-    """Deny new processes, exec, ptrace, network sockets, signals to others and namespace or mount changes."""
+    """Deny new processes, exec, ptrace, network sockets, reaching other processes (signals, pidfds, limits),
+    memory outside the address-space limit, and namespace, mount or host changes."""
     nums = _ARCH.get(platform.machine())
     if nums is None:
         return False
@@ -148,7 +214,7 @@ def seccomp() -> bool:
     # sendto with a destination could reach a named unix socket; without one it is send() on a socketpair
     prog += _when(nums["sendto"], [_arg(4), (_JEQ_K, 0, 2, 0), _arg(4, high=True), (_JEQ_K, 1, 0, 0),
                                    (_RET_K, 0, 0, eperm), allow])
-    for name in ("kill", "tgkill"):  # only to itself (0 is its own process group, which holds just it)
+    for name in _SELF_ONLY:  # only to itself (for kill, 0 is its own process group, which holds just it)
         prog += _when(nums[name], _only_if_arg(0, [os.getpid(), 0], eperm))
     prog.append(allow)
     raw = b"".join(struct.pack("=HBBI", *ins) for ins in prog)
