@@ -10,6 +10,8 @@ Arm names, as given to ``agentkd eval --arms`` (comma-separated)::
     teacher                      the teacher alone, with the task's tools (the Python sandbox for math)
     <any of these>+cot           the same without tools: chain of thought only (tasks that run their own
                                  episode with their own tools, tau2 and BFCL, keep them)
+    <a student arm>+vote:<k>     the student votes over k whole answers (the first greedy, the rest sampled);
+                                 e.g. student+library+vote:5
 
 Every arm answers the same scenarios, drawn once from the task with the same seed.
 """
@@ -35,6 +37,7 @@ class ArmSpec:
     who: Literal["student", "teacher"]
     library: str | None = None
     tools: bool = True
+    samples: int = 1  # +vote:<k>
 
     @property
     def slug(self) -> str:
@@ -53,6 +56,8 @@ class ArmSpec:
             parts.append("library")
         elif self.library:
             parts.append(f"library: {_short_source(self.library)}")
+        if self.samples > 1:
+            parts.append(f"vote {self.samples}")
         text = " + ".join(parts)
         return text if self.tools else f"{text} (no tools)"
 
@@ -71,7 +76,13 @@ def _short_source(source: str) -> str:
 def parse_arm(text: str) -> ArmSpec:
     """An ``ArmSpec`` from its name (see the module docstring); raises ``ConfigError`` with the grammar."""
     name = text.strip()
-    rest, tools = name, True
+    rest, tools, samples = name, True, 1
+    voted = re.search(r"\+vote:(\d+)", rest)
+    if voted:
+        samples = int(voted.group(1))
+        if samples < 1:
+            raise ConfigError(f"arm {name!r}: vote needs at least 1 sample", hint="e.g. student+vote:5")
+        rest = rest[: voted.start()] + rest[voted.end():]
     while rest.endswith(_NO_TOOLS):
         tools = False
         rest = rest[: rest.rfind("+")]
@@ -90,7 +101,9 @@ def parse_arm(text: str) -> ArmSpec:
     if who == "teacher" and library is not None:
         raise ConfigError(f"arm {name!r}: the teacher arm answers alone, without a library",
                           hint="use 'teacher' (with tools) or 'teacher+cot' (chain of thought only)")
-    return ArmSpec(name=name, who=who, library=library, tools=tools)  # type: ignore[arg-type]
+    if samples > 1 and who != "student":
+        raise ConfigError(f"arm {name!r}: only the student votes", hint="e.g. student+library+vote:5")
+    return ArmSpec(name=name, who=who, library=library, tools=tools, samples=samples)  # type: ignore[arg-type]
 
 
 def parse_arms(text: str | list[str]) -> list[ArmSpec]:

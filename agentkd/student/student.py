@@ -6,7 +6,13 @@ puts everything stable first, so llama.cpp's KV cache serves it again on the nex
     system: intro + tool names (+ the caller's system message)   ← the same on every call
     [the chat template's tool block]                              ← the same on every call
     system: packed strategies, ordered by id                      ← the same when the same entries come back
+    worked examples as prior exchanges, ordered by id             ← the same when the same examples come back
     the conversation                                              ← question-specific
+
+A worked example (an entry of kind ``example``: a solved scenario the ground truth verified) is shown in
+the student's own format: the question as the student gets it, its ```python block, the sandbox's output,
+the answer line. ``samples > 1`` votes over whole answers: the first episode greedy, the others sampled at
+``sample_temperature``, and the most common final answer wins (``agentkd.student.voting.vote_answers``).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any, Literal, Protocol, overload
 from agentkd.models import catalog, llamacpp
 from agentkd.models.runlog import RunLog
 from agentkd.prompts import render
-from agentkd.schema import Attempt, Message, Scenario, Strategy
+from agentkd.schema import Attempt, Message, Scenario, Strategy, WorkedExample
 from agentkd.student.agent_loop import (
     CODE_CLOSE,
     CODE_OPEN,
@@ -30,10 +36,14 @@ from agentkd.student.agent_loop import (
     Done,
     Event,
     StrategiesRetrieved,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
     code_tool,
     extract_code,
     relay,
 )
+from agentkd.student.voting import vote_answers
 from agentkd.tools import ToolBox, default_tools
 
 __all__ = ["CODE_CLOSE", "CODE_OPEN", "Answer", "Event", "Retriever", "Student", "extract_code", "first_thought",
@@ -109,7 +119,7 @@ class Student:
         max_tokens: int = 400,
         log: RunLog | None = None,
         samples: int = 1,
-        sample_temperature: float = 0.7,
+        sample_temperature: float = 0.5,
         safe_tools: Collection[str] = DEFAULT_SAFE_TOOLS,
         first_thought: bool = False,
         reuse_order: bool = False,
@@ -159,10 +169,25 @@ class Student:
         names = [t["function"]["name"] for t in self.tools.specs()] if tool_names is None else list(tool_names)
         out: list[Message] = [{"role": "system", "content": render("student_system.md", tool_names=names,
                                                                    system=system)}]  # fmt: skip
-        if strategies:
-            text = render("student_strategies.md", strategies=[s.render() for s in strategies])
+        prose = [s for s in strategies if s.kind != "example" or not self._demonstrable(s)]
+        if prose:
+            text = render("student_strategies.md", strategies=[s.render() for s in prose])
             out.append({"role": "system", "content": text})
         return out
+
+    def _demonstrable(self, entry: Strategy) -> bool:
+        """An example is shown as a prior exchange when the student writes code, as text otherwise."""
+        return entry.worked is not None and code_tool(self.tools) is not None
+
+    def demonstration(self, example: WorkedExample, instructions: str) -> list[Message]:
+        """A worked example as the exchange the student itself would have had: question, code, output, answer."""
+        observed = render("student_observation.md", output=example.output, error="", instructions=instructions)
+        return [
+            {"role": "user", "content": self._question(example.question, instructions)},
+            {"role": "assistant", "content": f"{CODE_OPEN}\n{example.program.strip()}\n{CODE_CLOSE}"},
+            {"role": "user", "content": observed},
+            {"role": "assistant", "content": f"Answer: {example.answer}"},
+        ]
 
     def system_prompt(self, strategies: Sequence[Strategy]) -> str:
         """The system text the model sees (both system messages of ``head``), for display and token counts."""
@@ -171,12 +196,35 @@ class Student:
     def _question(self, text: str, instructions: str) -> str:
         return render("student_question.md", question=text, code_tool=code_tool(self.tools), instructions=instructions)
 
-    def _loop(self) -> AgentLoop:
+    def _loop(self, temperature: float | None = None, seed: int | None = None) -> AgentLoop:
         return AgentLoop(
-            self.llm, self.tools, max_steps=self.max_steps, max_tokens=self.max_tokens, temperature=self.temperature,
-            seed=self.seed, samples=self.samples, sample_temperature=self.sample_temperature,
-            safe_tools=self.safe_tools, log=self.log, model_spec=self.model_spec,
+            self.llm, self.tools, max_steps=self.max_steps, max_tokens=self.max_tokens,
+            temperature=self.temperature if temperature is None else temperature,
+            seed=self.seed if seed is None else seed, safe_tools=self.safe_tools, log=self.log,
+            model_spec=self.model_spec,
         )  # fmt: skip
+
+    def _voted(self, messages: list[Message], **run: Any) -> Iterator[Event]:
+        """``samples`` whole episodes (the first greedy, the others sampled); the most common final answer wins.
+
+        The winner's tool calls and text are replayed as events; ``Answer.votes`` records every candidate's
+        answer and the tally, and the transcript is the winner's.
+        """
+        answers: list[Answer] = []
+        for i in range(self.samples):
+            loop = self._loop(None if i == 0 else self.sample_temperature, self.seed + i)
+            done = [e for e in loop.run([dict(m) for m in messages], **run) if isinstance(e, Done)]
+            answers.append(done[-1].answer)
+        chosen, tally = vote_answers([a.text for a in answers])
+        winner = answers[chosen]
+        for n, rec in enumerate(winner.tool_calls):
+            yield ToolCallStarted(f"vote_{n}", rec.name, rec.arguments, n, rec.name == code_tool(self.tools))
+            yield ToolCallFinished(f"vote_{n}", rec, n, rec.name == code_tool(self.tools))
+        yield TextDelta(winner.text, len(winner.tool_calls))
+        winner.votes = [{"step": "answer", "candidates": len(answers), "votes": tally, "chosen": chosen,
+                         "answers": [a.text for a in answers]}]
+        winner.completion_tokens = sum(a.completion_tokens for a in answers)
+        yield Done(winner)
 
     # -- answering ------------------------------------------------------------------------------
     def ask(
@@ -242,10 +290,18 @@ class Student:
             for m in rest:
                 if m["role"] == "user":
                     m["content"] = self._question(str(m.get("content") or ""), instructions)
-            top = max(chosen, key=lambda c: c[1])[0] if chosen and self.first_thought else None
+            shown = [s for s, _ in chosen if s.kind == "example" and self._demonstrable(s)]
+            for s in shown:
+                assert s.worked is not None
+                convo += self.demonstration(s.worked, instructions)
+            prose = [c for c in chosen if c[0] not in shown]
+            top = max(prose, key=lambda c: c[1])[0] if prose and self.first_thought else None
             prefix = first_thought(top) if top is not None else ""
-            events = self._loop().run(convo + rest, instructions=instructions, prefix=prefix,
-                                      tool_choice=tool_choice)  # fmt: skip
+            if self.samples > 1:
+                events = self._voted(convo + rest, instructions=instructions, prefix=prefix, tool_choice=tool_choice)
+            else:
+                events = self._loop().run(convo + rest, instructions=instructions, prefix=prefix,
+                                          tool_choice=tool_choice)  # fmt: skip
         started = time.perf_counter()
         for event in events:
             if isinstance(event, Done):

@@ -10,6 +10,7 @@ deterministic given the candidates.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,3 +62,50 @@ def vote(candidates: list[Action]) -> tuple[int, dict[str, int]]:
     best = max(counts.values())
     chosen = next(i for i, k in enumerate(keys) if k is not None and counts[k] == best)
     return chosen, dict(counts)
+
+
+# -- voting over whole answers ------------------------------------------------------------------
+# Per-step votes compare a step's sampled candidates; for a 0.5B student the lever that measurably helps
+# is agreement over *final executed answers*: k independent episodes (the first greedy, the rest sampled),
+# each ending in an answer, and the most common final answer wins.
+
+_ANSWER = re.compile(r"answer\s*[:=]\s*(.+)", re.IGNORECASE)
+_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+
+
+def _number(text: str) -> str | None:
+    found = _NUMBER.findall(text)
+    if not found:
+        return None
+    raw = found[-1].replace("$", "").replace(",", "")
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return str(int(value)) if value.is_integer() else f"{value:.6g}"
+
+
+def answer_key(text: str) -> str | None:
+    """What a final answer votes for: its 'Answer:' value (a number normalized: 36.00 → 36), else its last
+    number, else its normalized text; None for an empty answer (it does not vote)."""
+    text = text.strip()
+    if not text:
+        return None
+    lines = _ANSWER.findall(text)
+    value = lines[-1].strip() if lines else text
+    number = _number(value)
+    if number is not None:
+        return number
+    words = " ".join(value.lower().split()).strip(" .")
+    return words or None
+
+
+def vote_answers(texts: list[str]) -> tuple[int, dict[str, int]]:
+    """The index of the winning answer and the votes per key. Empty answers do not vote; a tie goes to the
+    first answer among the tied (the greedy one when it is tied), so a vote is deterministic."""
+    keys = [answer_key(t) for t in texts]
+    counts = Counter(k for k in keys if k is not None)
+    if not counts:
+        return 0, {}
+    best = max(counts.values())
+    return next(i for i, k in enumerate(keys) if k is not None and counts[k] == best), dict(counts)

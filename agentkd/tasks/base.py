@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from agentkd.tasks.episode import StudentLike
     from agentkd.tools import ToolBox
 
-Split = Literal["train", "heldout"]
+Split = Literal["train", "heldout", "heldout-unseen"]
 
 _ANSWER = re.compile(r"answer\s*(?:is|:)?\s*\**\s*\$?\s*(-?[\d,]*\.?\d+)", re.I)
 _TEXT_ANSWER = re.compile(r"answer\s*(?:is|:)\s*(.+)", re.I)

@@ -1,4 +1,11 @@
-"""reasoning-gym datasets (``gsm_symbolic`` and any other by name): procedural problems with answers."""
+"""reasoning-gym datasets (``gsm_symbolic`` and any other by name): procedural problems with answers.
+
+``gsm_symbolic`` draws each item from one of its problem templates (the item's category,
+``template-NNN``). A fixed quarter of the templates never reaches a build: the ``train`` split and the
+``heldout`` split use the other three quarters (new numbers, seen templates: does the library
+remember?), and ``heldout-unseen`` uses only the held-back quarter (does it generalize?). Held-out
+items also come from a seed range that builds never use.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,9 @@ from typing import Any
 from agentkd.schema import Scenario, Verdict, short_id
 from agentkd.tasks.base import Split, numeric_match
 
-# Held-out scenarios come from a seed range that builds never use.
 HELDOUT_SEED_OFFSET = 1_000_003
+UNSEEN_EVERY = 4  # every 4th template (in sorted order) is held back from builds
+_OVERSAMPLE = 4  # items drawn per wanted item when a split keeps only some templates
 
 
 class ReasoningGymTask:
@@ -22,17 +30,51 @@ class ReasoningGymTask:
         self.name = name
         self._rg = reasoning_gym
         self._probe = reasoning_gym.create_dataset(name, size=1, seed=0)  # fails early on unknown names
+        self.templates: list[int] = sorted(set(self._templates_of(reasoning_gym.create_dataset(name, size=2000,
+                                                                                              seed=0)) or []))
+        self.unseen = set(self.templates[UNSEEN_EVERY - 1 :: UNSEEN_EVERY])
 
-    def scenarios(self, split: Split, n: int, seed: int) -> list[Scenario]:
-        actual_seed = seed + (HELDOUT_SEED_OFFSET if split == "heldout" else 0)
-        data = self._rg.create_dataset(self.name, size=n, seed=actual_seed)
+    @staticmethod
+    def _templates_of(data: Any) -> list[int] | None:
         # gsm_symbolic draws a generator (a problem template) per item: that is the meaningful category.
         # Its ``source_index`` metadata is only the item's position, so it says nothing about the kind.
-        templates = getattr(data, "task_indices", None)
-        return [
-            self._scenario(data[i], split, actual_seed, f"template-{templates[i]:03d}" if templates else self.name)
-            for i in range(len(data))
-        ]
+        return getattr(data, "task_indices", None)
+
+    def categories(self, split: Split = "train") -> list[str]:
+        """The categories a split draws from (gsm_symbolic: its templates; others: the dataset's name)."""
+        if not self.templates:
+            return [self.name]
+        keep = self.unseen if split == "heldout-unseen" else set(self.templates) - self.unseen
+        return [f"template-{t:03d}" for t in sorted(keep)]
+
+    def scenarios(self, split: Split, n: int, seed: int) -> list[Scenario]:
+        return self._draw(split, n, seed, None)
+
+    def scenarios_for(self, category: str, n: int, seed: int, difficulty: int = 1) -> list[Scenario]:
+        """Train scenarios of one category (the curriculum aims generation at uncovered or failing ones)."""
+        return self._draw("train", n, seed, category)
+
+    def siblings(self, scenario: Scenario, k: int, seed: int) -> list[Scenario]:
+        """Fresh train scenarios of the same category (template), other numbers."""
+        return [s for s in self._draw("train", k + 1, seed, scenario.category) if s.id != scenario.id][:k]
+
+    def _draw(self, split: Split, n: int, seed: int, category: str | None) -> list[Scenario]:
+        actual_seed = seed + (HELDOUT_SEED_OFFSET if split.startswith("heldout") else 0)
+        if not self.templates:
+            data = self._rg.create_dataset(self.name, size=n, seed=actual_seed)
+            return [self._scenario(data[i], split, actual_seed, self.name) for i in range(len(data))]
+        allowed = set(self.categories(split)) if category is None else {category}
+        if category is not None and category not in set(self.categories(split)):
+            return []  # a held-back template never reaches a build
+        size = n * _OVERSAMPLE * (len(self.templates) // len(allowed) if category else 2)
+        out: list[Scenario] = []
+        while len(out) < n and size <= 1_000_000:
+            data = self._rg.create_dataset(self.name, size=size, seed=actual_seed)
+            templates = self._templates_of(data) or []
+            out = [self._scenario(data[i], split, actual_seed, cat) for i in range(len(data))
+                   if (cat := f"template-{templates[i]:03d}") in allowed][:n]
+            size *= 4
+        return out
 
     def _scenario(self, item: dict[str, Any], split: str, seed: int, category: str) -> Scenario:
         meta = item.get("metadata", {})

@@ -87,9 +87,7 @@ class Teacher:
                     model=self.model,
                     messages=messages,
                     max_tokens=max_tokens,
-                    temperature=self.temperature,
-                    seed=self.seed,
-                    **params,
+                    **{"temperature": self.temperature, "seed": self.seed, **params},  # a call may sample
                 )
             except TeacherUnavailable as exc:
                 last = exc
