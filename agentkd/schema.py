@@ -12,7 +12,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 Message = dict[str, Any]  # OpenAI-shaped: {"role": ..., "content": ..., "tool_calls": [...]}
 
@@ -91,9 +91,19 @@ class StrategyDraft(BaseModel):
 class Effect(BaseModel):
     """Measured effect of an entry: student wins with and without it on the same scenarios."""
 
-    trials: int = 0
-    wins_with: int = 0
-    wins_without: int = 0
+    trials: int = Field(default=0, ge=0)
+    wins_with: int = Field(default=0, ge=0)
+    wins_without: int = Field(default=0, ge=0)
+    helped: int = Field(default=0, ge=0, description="Trials won with the entry and lost without it")
+    hurt: int = Field(default=0, ge=0, description="Trials lost with the entry and won without it")
+
+    @model_validator(mode="after")
+    def _wins_within_trials(self) -> Effect:
+        # an imported "trials: 1, wins_with: 1000000" would show a huge lift and could never be auto-retired
+        for name in ("wins_with", "wins_without"):
+            if getattr(self, name) > self.trials:
+                raise ValueError(f"{name} ({getattr(self, name)}) cannot exceed trials ({self.trials})")
+        return self
 
     @property
     def lift(self) -> float:
@@ -123,14 +133,31 @@ class Provenance(BaseModel):
     source_scenarios: list[str] = Field(default_factory=list)
     created: datetime = Field(default_factory=now)
     updated: datetime = Field(default_factory=now)
-    version: int = 1
+    version: int = Field(default=1, ge=1)
+
+
+class WorkedExample(BaseModel):
+    """A solved scenario the task's ground truth verified: shown to the student as a prior exchange.
+
+    For code tasks ``program`` is the Python the solver ran and ``output`` what it printed; ``answer`` is
+    the final answer the check accepted. The student sees it in its own format (question, its code block,
+    the tool's output, the answer line), rendered from these fields with its own prompt templates.
+    """
+
+    question: str = Field(min_length=1)
+    program: str = Field(min_length=1)
+    output: str = ""
+    answer: str = Field(min_length=1)
+    solver: str = ""  # who wrote the solution: the teacher's or the student's model name
+    verification: str = ""  # how ground truth accepted it (the expected answer and the check)
+    category: str = ""  # the scenario's category (gsm_symbolic: its problem template)
 
 
 class Strategy(BaseModel):
-    """An entry of the strategy library."""
+    """An entry of the strategy library: a strategy, solution guidance, or a verified worked example."""
 
     id: str
-    kind: Literal["strategy", "guidance"] = "strategy"
+    kind: Literal["strategy", "guidance", "example"] = "strategy"
     title: str
     trigger: str
     body: str
@@ -139,11 +166,18 @@ class Strategy(BaseModel):
     domains: list[str] = Field(default_factory=list)
     provenance: Provenance = Field(default_factory=Provenance)
     effect: Effect = Field(default_factory=Effect)
-    status: Literal["candidate", "admitted", "retired"] = "candidate"
+    status: Literal["candidate", "admitted", "retired", "rejected"] = "candidate"
     review: Literal["unreviewed", "approved", "edited"] = "unreviewed"
     status_reason: str = ""
-    uses: int = 0
-    successes: int = 0
+    uses: int = Field(default=0, ge=0)
+    successes: int = Field(default=0, ge=0)
+    worked: WorkedExample | None = None  # kind "example": the verified solution
+
+    @model_validator(mode="after")
+    def _successes_within_uses(self) -> Strategy:
+        if self.successes > self.uses:
+            raise ValueError(f"successes ({self.successes}) cannot exceed uses ({self.uses})")
+        return self
 
     @classmethod
     def from_draft(cls, draft: StrategyDraft, *, task: str, provenance: Provenance) -> Strategy:
@@ -159,11 +193,23 @@ class Strategy(BaseModel):
             provenance=provenance,
         )
 
+    @classmethod
+    def from_example(cls, example: WorkedExample, *, task: str, provenance: Provenance) -> Strategy:
+        """An ``example`` entry; retrieval matches the question it solves (its trigger)."""
+        sid = f"e-{short_id(example.question, example.program)}"
+        title = f"Worked example ({example.category})" if example.category else "Worked example"
+        return cls(id=sid, kind="example", title=title, trigger=example.question, body=example.program,
+                   tasks=[task], provenance=provenance, worked=example)
+
     def embedding_text(self) -> str:
         """What is embedded for retrieval: the situation it applies to, then its title."""
         return f"{self.trigger}\n{self.title}"
 
     def render(self) -> str:
         """How the entry appears in the student's prompt."""
+        if self.kind == "example" and self.worked is not None:  # as text, for students without a code tool
+            w = self.worked
+            return (f"[{self.id}] {self.title}\n  Problem: {w.question}\n  Program:\n{w.program.strip()}\n"
+                    f"  Output: {w.output.strip()}\n  Answer: {w.answer}")
         hints = "".join(f"\n  - tool: {h}" for h in self.tool_hints)
         return f"[{self.id}] {self.title}\n  When: {self.trigger}\n  Do: {self.body}{hints}"

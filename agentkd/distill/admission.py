@@ -1,50 +1,85 @@
-"""Admission by measured effect: a candidate enters the library only if re-running the student shows it helps.
+"""Admission by measured effect, with a stated rule: a candidate enters the library only if paired trials say it helps.
 
-For a candidate written from a failed scenario we run the student on that scenario and on ``k`` fresh
-siblings (same task and category), with its usual retrieval and with the candidate added. The paired
-outcomes are the entry's measured ``Effect``. It is admitted when it wins more than it loses overall and
-does not hurt the siblings; the effect is stored with the entry either way.
+``measure_candidate`` runs the student on up to ``admission_items`` (default 8) fresh items of the
+candidate's category, each with its usual retrieval and with the candidate added; items it solves
+*sometimes* come first (``items.py``), and each trial records which kind of item it was. The candidate's own
+failure is not one of them: the teacher wrote the entry from it, so it would favour the entry.
 
-Entries already in the library are checked the other way round: when the student fails while using
-some, it is re-run without them; a pass without them is a paired trial against those entries, and the
-library retires entries whose measured effect turns negative.
+``admit`` applies the rule of ``agentkd.library.curation``: the one-sided exact sign test on the discordant
+pairs (helped: passed only with it; hurt: passed only without it) at level ``alpha`` (default 0.05), on at
+least ``admission_items`` pairs, fewer only when the category has fewer items. A candidate that does not
+help is admitted with probability at most ``alpha``, so ``alpha`` times the candidates tested bounds the
+admissions expected by chance. Both functions work for any entry kind (strategy, guidance, example).
+
+Every measured candidate is stored with its effect: admitted ones as "admitted", the others as "rejected"
+(kept out of retrieval, listed by ``agentkd library list --status rejected``). Entries already in the
+library keep being tested (``ablate_failure``) and retire by the same test the other way round.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agentkd.distill.grading import judge
-from agentkd.schema import Attempt, Scenario, Strategy
-from agentkd.tasks.base import run_attempt
+from pydantic import BaseModel, Field
+
+from agentkd.distill.items import ItemKind, choose, passes, probe_items
+from agentkd.library.curation import ALPHA, admissible, describe, net_bounds, p_helps
+from agentkd.schema import Attempt, Effect, Scenario, Strategy
 
 if TYPE_CHECKING:
     from agentkd.distill.context import BuildContext
 
 
-@dataclass
-class AdmissionOutcome:
+class Trial(BaseModel):
+    """One paired trial: the student on one item with and without the candidate."""
+
+    scenario: str
+    item: ItemKind  # what probing showed: solved "sometimes", "never" or "always" without the candidate
+    passed_with: bool
+    passed_without: bool
+
+
+class Measurement(BaseModel):
+    """A candidate's paired trials on items of its category."""
+
+    candidate: str
+    category: str
+    iteration: int
+    trials: list[Trial] = Field(default_factory=list)
+    wanted: int = 8  # items asked for
+    available: int = 0  # items the category offered (the rule asks for fewer only when it has fewer)
+
+    @property
+    def effect(self) -> Effect:
+        t = self.trials
+        return Effect(trials=len(t), wins_with=sum(x.passed_with for x in t),
+                      wins_without=sum(x.passed_without for x in t),
+                      helped=sum(x.passed_with and not x.passed_without for x in t),
+                      hurt=sum(x.passed_without and not x.passed_with for x in t))
+
+    def kinds(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.trials:
+            out[t.item] = out.get(t.item, 0) + 1
+        return out
+
+
+class Decision(BaseModel):
+    """What the rule made of a measurement, and why."""
+
+    admitted: bool
+    reason: str
+    p_value: float
+    lower_bound: float  # net share of discordant pairs won, exact one-sided 1 - alpha bound
+    alpha: float
+
+
+class AdmissionOutcome(BaseModel):
     strategy: Strategy
     admitted_id: str | None
     reason: str
-
-
-def siblings(ctx: BuildContext, scenario: Scenario, k: int, iteration: int) -> list[Scenario]:
-    """Fresh scenarios like ``scenario``: from the source's own sibling generator if it has one."""
-    if k <= 0:
-        return []
-    seed = ctx.config.seed + 104_729 * (iteration + 1) + int(scenario.id.encode().hex()[-6:], 16) % 10_000
-    make = getattr(ctx.task, "siblings", None)
-    if make is not None:
-        return list(make(scenario, k, seed))[:k]
-    return [s for s in ctx.task.scenarios("train", k + 1, seed=seed) if s.id != scenario.id][:k]
-
-
-def _passes(ctx: BuildContext, sc: Scenario, strategies: list[Strategy] | None) -> bool:
-    with ctx.student_turns:
-        attempt = run_attempt(ctx.task, ctx.student, sc, strategies=strategies)
-    return judge(ctx.task, sc, attempt).correct
+    measurement: Measurement | None = None
+    decision: Decision | None = None
 
 
 def _with(ctx: BuildContext, sc: Scenario, candidate: Strategy) -> list[Strategy]:
@@ -53,34 +88,63 @@ def _with(ctx: BuildContext, sc: Scenario, candidate: Strategy) -> list[Strategy
     return [candidate, *current][: max(ctx.student.k, 1)]
 
 
+def measure_candidate(ctx: BuildContext, candidate: Strategy, category: str, iteration: int,
+                      source: Scenario | None = None) -> Measurement:
+    """Paired trials of ``candidate`` on up to ``admission_items`` items of ``category``, never ``source``."""
+    n = ctx.config.admission_items
+    pool = [p for p in probe_items(ctx, category, n, iteration, source) if source is None or p.scenario.id != source.id]
+    m = Measurement(candidate=candidate.id, category=category, iteration=iteration, wanted=n, available=len(pool))
+    for probe in choose(pool, n):
+        won = passes(ctx, probe.scenario, _with(ctx, probe.scenario, candidate))
+        m.trials.append(Trial(scenario=probe.scenario.id, item=probe.kind, passed_with=won,
+                              passed_without=probe.passed))
+    return m
+
+
+def admit(measurement: Measurement, alpha: float = ALPHA) -> Decision:
+    """The admission rule: enough paired items, and the one-sided sign test says it helps at level ``alpha``."""
+    effect = measurement.effect
+    p, (lower, _) = p_helps(effect), net_bounds(effect, alpha)
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(measurement.kinds().items())) or "none"
+    detail = f"{describe(effect, alpha)}; items: {kinds}"
+    need = min(measurement.wanted, measurement.available)
+    if need == 0 or effect.trials < need:
+        return Decision(admitted=False, reason=f"did not help: too few items ({effect.trials} of {need}); {detail}",
+                        p_value=p, lower_bound=lower, alpha=alpha)
+    if not admissible(effect, alpha):
+        return Decision(admitted=False, reason=f"did not help: p={p:.3f} > alpha={alpha}; {detail}", p_value=p,
+                        lower_bound=lower, alpha=alpha)
+    return Decision(admitted=True, reason=f"admitted: p={p:.3f} <= alpha={alpha}; {detail}", p_value=p,
+                    lower_bound=lower, alpha=alpha)
+
+
 def admit_candidate(ctx: BuildContext, candidate: Strategy, failed: Scenario, iteration: int) -> AdmissionOutcome:
-    """Measure ``candidate`` and store it: admitted when it helps, else kept out with the reason logged."""
+    """Measure ``candidate`` on items of ``failed``'s category, decide by the rule, and store it either way."""
     strategy = candidate.model_copy(deep=True)
     existing = ctx.library.get(strategy.id)
     if existing is not None and existing.status == "admitted":  # a resumed run re-entering this step
-        return AdmissionOutcome(existing, existing.id, "already admitted")
-    # the failure itself: the student failed without the candidate (that is why it was written)
-    fixed = _passes(ctx, failed, _with(ctx, failed, strategy))
-    sib_with = sib_without = 0
-    for sib in siblings(ctx, failed, ctx.config.siblings, iteration):
-        sib_without += _passes(ctx, sib, None)
-        sib_with += _passes(ctx, sib, _with(ctx, sib, strategy))
-        strategy.provenance.source_scenarios.append(sib.id)
-    trials = 1 + ctx.config.siblings
-    strategy.effect.trials += trials
-    strategy.effect.wins_with += int(fixed) + sib_with
-    strategy.effect.wins_without += sib_without
-    helps = strategy.effect.wins_with > strategy.effect.wins_without and sib_with >= sib_without
-    detail = f"fixed failure: {fixed}; siblings {sib_with}/{ctx.config.siblings} with vs {sib_without} without"
-    if not helps:
-        ctx.progress("rejected", title=strategy.title, reason=f"did not help ({detail})")
-        ctx.log.event("rejected", title=strategy.title, detail=detail, effect=strategy.effect.model_dump())
-        return AdmissionOutcome(strategy, None, f"did not help: {detail}")
-    strategy.status, strategy.status_reason = "admitted", f"measured lift {strategy.effect.lift:+.2f} ({detail})"
+        return AdmissionOutcome(strategy=existing, admitted_id=existing.id, reason="already admitted")
+    m = measure_candidate(ctx, strategy, failed.category, iteration, source=failed)
+    decision = admit(m, ctx.config.alpha)
+    strategy.effect = m.effect
+    strategy.provenance.source_scenarios += [t.scenario for t in m.trials]
+    strategy.status = "admitted" if decision.admitted else "rejected"
+    strategy.status_reason = decision.reason
     sid, action = ctx.library.add(strategy)
-    ctx.log.event("admitted", id=sid, action=action, title=strategy.title, effect=strategy.effect.model_dump())
+    trials = [t.model_dump() for t in m.trials]
+    event = "admitted" if decision.admitted else "rejected"
+    ctx.log.event(event, id=sid, action=action, title=strategy.title, kind=strategy.kind, category=m.category,
+                  effect=strategy.effect.model_dump(), p_value=decision.p_value, alpha=decision.alpha, trials=trials)
+    note = getattr(ctx.library, "note_measurement", None)
+    if note is not None:
+        note(sid, decision.reason, trials=trials)
+    if not decision.admitted:
+        ctx.progress("rejected", title=strategy.title, reason=decision.reason)
+        return AdmissionOutcome(strategy=strategy, admitted_id=None, reason=decision.reason, measurement=m,
+                                decision=decision)
     ctx.progress("admitted", title=strategy.title, action=action, lift=strategy.effect.lift)
-    return AdmissionOutcome(strategy, sid, detail)
+    return AdmissionOutcome(strategy=strategy, admitted_id=sid, reason=decision.reason, measurement=m,
+                            decision=decision)
 
 
 def ablate_failure(ctx: BuildContext, scenario: Scenario, attempt: Attempt) -> dict[str, Any] | None:
@@ -88,7 +152,7 @@ def ablate_failure(ctx: BuildContext, scenario: Scenario, attempt: Attempt) -> d
     record = getattr(ctx.library, "record_trial", None)
     if record is None or not attempt.strategy_ids:
         return None
-    passed_without = _passes(ctx, scenario, [])
+    passed_without = passes(ctx, scenario, [])
     for sid in attempt.strategy_ids:
         record(sid, won_with=False, won_without=passed_without)
     if passed_without:

@@ -22,6 +22,7 @@ from agentkd.distill.context import BuildContext, StrategyStore
 from agentkd.distill.curriculum import Curriculum, allocate
 from agentkd.distill.grading import judge as judge_attempt
 from agentkd.distill.grading import leaks_answer
+from agentkd.distill.harvest import harvest_example
 from agentkd.errors import TeacherError
 from agentkd.prompts import render
 from agentkd.schema import Attempt, Provenance, Scenario, Strategy, StrategyDraft, Verdict
@@ -158,12 +159,15 @@ class Nodes:
         cfg, task = self.ctx.config, self.ctx.task
         seed = cfg.seed + state.iteration * 7919
         targeted = getattr(task, "scenarios_for", None)
-        if targeted is not None and state.plan:
-            scenarios = [
-                sc
-                for cat, n in sorted(state.plan.items())
-                for sc in targeted(cat, n, seed, state.curriculum.difficulty(cat))
-            ]
+        # categories that already have an admitted worked example need no more; fresh draws find new ones
+        covered = {o.scenario.category for o in state.outcomes if o.admitted and o.admitted.startswith("e-")}
+        plan = {c: n for c, n in state.plan.items() if c not in covered}
+        if targeted is not None and plan:
+            aimed = [sc for cat, n in sorted(plan.items())
+                     for sc in targeted(cat, n, seed, state.curriculum.difficulty(cat))][: max(cfg.batch_size // 2, 1)]
+            fresh = [sc for sc in task.scenarios("train", cfg.batch_size * 2, seed=seed + 1)
+                     if sc.category not in covered and sc.id not in {a.id for a in aimed}]
+            scenarios = aimed + fresh[: cfg.batch_size - len(aimed)]
         else:
             scenarios = task.scenarios("train", cfg.batch_size, seed=seed)
         self.ctx.progress("scenarios", iteration=state.iteration, n=len(scenarios))
@@ -226,8 +230,24 @@ class Nodes:
 
     def _write_one(self, sc: Scenario, at: Attempt) -> Candidate | dict[str, Any]:
         had = [s.render() for sid in at.strategy_ids if (s := self.ctx.library.get(sid))]
+        provenance = Provenance(
+            teacher=self.ctx.teacher.model,
+            student=self.ctx.student.model_spec,
+            student_quantization=getattr(self.ctx.student, "quantization", ""),
+            source_scenarios=[sc.id],
+        )
+        solution = ""
+        if self.ctx.config.examples:  # a verified program is what a small student can use best
+            harvest = harvest_example(self.ctx, sc)
+            if harvest.example is not None:
+                self.ctx.progress("candidate", title=f"worked example ({sc.category})")
+                return Candidate(strategy=Strategy.from_example(harvest.example, task=sc.task, provenance=provenance),
+                                 scenario_id=sc.id)
+            if harvest.program:
+                solution = f"{harvest.program}\n(it printed {harvest.output.strip()[:200]!r}: {harvest.reason})"
         try:
-            solution = self._teacher_solution(sc) if self.ctx.config.teacher_solves else ""
+            if self.ctx.config.teacher_solves and not solution:
+                solution = self._teacher_solution(sc)
             prompt = render(
                 "strategy.md",
                 question=sc.question,
@@ -249,12 +269,6 @@ class Nodes:
         if reason := leaks_answer(draft, sc):
             self.ctx.progress("rejected", title=draft.title, reason=reason)
             return {"scenario": sc.id, "reason": f"leaks the answer: {reason}", "title": draft.title}
-        provenance = Provenance(
-            teacher=self.ctx.teacher.model,
-            student=self.ctx.student.model_spec,
-            student_quantization=getattr(self.ctx.student, "quantization", ""),
-            source_scenarios=[sc.id],
-        )
         self.ctx.progress("candidate", title=draft.title)
         return Candidate(strategy=Strategy.from_draft(draft, task=sc.task, provenance=provenance), scenario_id=sc.id)
 

@@ -106,6 +106,7 @@ class _Arena:
                                  max_steps=max(self.student.max_steps, 4), max_tokens=self.config.teacher_max_tokens)
         self.student.tools = self.tools if tools else ToolBox([])
         self.student.retriever = self.retriever(arm.library, progress) if arm.library is not None else None
+        self.student.samples = arm.samples
         return self.student
 
     def instructions(self, arm: ArmSpec) -> str:
