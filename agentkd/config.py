@@ -70,7 +70,19 @@ class Settings(BaseSettings):
     iterations: int = Field(2, description="Rounds of plan → generate → attempt → judge → write → admit.")
     batch_size: int = Field(6, description="Scenarios the student attempts per round.")
     heldout: int = Field(12, description="Held-out items for a build's before/after measurement.")
-    siblings: int = Field(1, description="Fresh sibling scenarios each candidate is measured on.")
+    siblings: int = Field(1, description="Deprecated, ignored: candidates are measured on admission_items items.")
+    admission_items: int = Field(
+        8, description="Paired items of its category each candidate is measured on, with and without it "
+        "(fewer only when the category has fewer); see agentkd/distill/admission.py."
+    )
+    admission_alpha: float = Field(
+        0.05, description="Level of the one-sided sign test that admits a candidate: a candidate that does not "
+        "help is admitted with probability at most this."
+    )
+    probe_temperature: float = Field(
+        0.7, description="Temperature of the one sampled run per item that tells items the student solves "
+        "sometimes (where a candidate can make a difference) from those it always or never solves; 0: no probe."
+    )
     max_strategies: int = Field(2, description="Entries the teacher writes per round, from the first failures judged.")
 
     @property

@@ -33,8 +33,9 @@ def test_a_harmful_entry_is_retired_once_the_evidence_is_in(lib: Library) -> Non
     s = lib.record_trial("s-harmful", won_with=False, won_without=True)
     assert s is not None and s.status == "retired"
     stored = lib.get("s-harmful")
-    assert stored is not None and stored.status == "retired" and stored.effect == Effect(trials=6, wins_without=6)
-    assert stored.status_reason.startswith("auto-retired: lift -1.00 (90% bounds -1.52..-0.48) over 6 paired trials")
+    assert stored is not None and stored.status == "retired" and stored.effect == Effect(trials=6, wins_without=6, hurt=6)
+    assert stored.status_reason.startswith("auto-retired: lift -1.00 over 6 paired trials: helped 0, hurt 6 "
+                                           "(sign test p=1.000 that it helps, p=0.016 that it hurts")
     last = lib.history("s-harmful")[-1]
     assert (last["action"], last["before"], last["after"]) == ("retired", "admitted", "retired")
     assert last["reason"] == stored.status_reason
@@ -48,6 +49,7 @@ def test_mixed_evidence_keeps_an_entry_measuring(lib: Library) -> None:
     s = lib.get("s-helpful")
     assert s is not None and s.status == "admitted" and s.effect.trials == 10 and not harmful(s.effect)
     assert s.effect.lift_upper_bound > 0 > s.effect.lift
+    assert (s.effect.helped, s.effect.hurt) == (2, 4)  # the paired test counts only the discordant pairs
     assert lib.record_trial("s-gone", won_with=True, won_without=False) is None
 
 

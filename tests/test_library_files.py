@@ -115,7 +115,7 @@ def test_a_malformed_file_is_refused_with_its_line_and_nothing_is_imported(lib: 
         (lambda t: t.replace("id: s-percent", "id: s-other"), "line 2, field id: 's-other' must match the file name"),
         (lambda t: t.replace("uses: 12", "uses: 12\ntitel: typo"), "field titel: unknown"),
         (lambda t: t.replace("uses: 12", "uses: 12\nuses: 13"), "field uses: given twice"),
-        (lambda t: t.replace("status: admitted", "status: admited"), "line 27, field status: input should be"),
+        (lambda t: t.replace("status: admitted", "status: admited"), "line 29, field status: input should be"),
         (lambda t: t.replace("  version: 3\n", ""), "s-percent.md"),  # a default fills it: valid
         (lambda t: t[: t.rindex("---")] + "---\n\n", "the body (the Markdown after the front matter) is empty"),
         (lambda t: t[4:], "line 1: a strategy file must start with a '---' line"),

@@ -133,7 +133,7 @@ def admit_candidate(ctx: BuildContext, candidate: Strategy, failed: Scenario, it
     sid, action = ctx.library.add(strategy)
     trials = [t.model_dump() for t in m.trials]
     event = "admitted" if decision.admitted else "rejected"
-    ctx.log.event(event, id=sid, action=action, title=strategy.title, kind=strategy.kind, category=m.category,
+    ctx.log.event(event, id=sid, action=action, title=strategy.title, entry_kind=strategy.kind, category=m.category,
                   effect=strategy.effect.model_dump(), p_value=decision.p_value, alpha=decision.alpha, trials=trials)
     note = getattr(ctx.library, "note_measurement", None)
     if note is not None:

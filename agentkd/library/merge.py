@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from agentkd.schema import Strategy, now
 
-_STATUS_RANK = {"retired": 0, "candidate": 1, "admitted": 2}
+_STATUS_RANK = {"rejected": 0, "retired": 0, "candidate": 1, "admitted": 2}
 
 
-def evidence(s: Strategy) -> tuple[bool, float, int, int, int, int]:
-    """Sort key, higher is better: measured at all, then lift lower bound, trials, status, successes, uses.
+def evidence(s: Strategy) -> tuple[bool, bool, float, int, int, int, int]:
+    """Sort key, higher is better: not a rejected candidate, measured at all, then lift lower bound, trials,
+    status, successes, uses.
 
     Measured beats unmeasured even when the measured lift is negative: a retired entry that re-appears
     from the teacher is folded into the record that says it did not help, rather than starting afresh.
+    A rejected candidate (kept only as the record of its measurement) never absorbs another entry: an
+    admitted near-duplicate must not vanish into the record of one that failed the admission rule.
     """
     e = s.effect
-    return (e.trials > 0, e.lift_lower_bound, e.trials, _STATUS_RANK[s.status], s.successes, s.uses)
+    return (s.status != "rejected", e.trials > 0, e.lift_lower_bound, e.trials, _STATUS_RANK[s.status],
+            s.successes, s.uses)
 
 
 def _union(first: list[str], second: list[str]) -> list[str]:
