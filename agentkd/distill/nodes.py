@@ -106,7 +106,7 @@ def describe_attempt(attempt: Attempt) -> str:
 class _SerializedWrites:
     """The library with its writes serialized: a round's scenarios run in parallel threads."""
 
-    WRITES = frozenset({"add", "record_use", "record_trial"})
+    WRITES = frozenset({"add", "record_use", "record_trial", "note_measurement"})
 
     def __init__(self, store: StrategyStore) -> None:
         self._store, self._lock = store, threading.Lock()
