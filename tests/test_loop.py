@@ -78,7 +78,8 @@ def test_loop_admits_a_strategy_that_measurably_helps(tmp_path: Path, smollm_pat
     assert len(state.admitted) == 1
     entry = ctx.library.get(state.admitted[0])  # type: ignore[attr-defined]
     assert entry is not None and entry.status == "admitted" and entry.title == STRATEGY["title"]
-    assert entry.effect.trials >= 2 and entry.effect.wins_with > entry.effect.wins_without
+    assert entry.effect.trials == 8 and entry.effect.helped == 8 and entry.effect.hurt == 0
+    assert "p=0.004 <= alpha=0.05" in entry.status_reason
     assert entry.provenance.teacher == "fake/teacher" and entry.provenance.source_scenarios
     assert state.stats[1]["passed"] == 2, "with the admitted strategy the student answers"
     events = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
@@ -93,7 +94,12 @@ def test_a_candidate_that_does_not_help_is_kept_out(tmp_path: Path, smollm_path:
     state = run(ctx)
     assert state.admitted == []
     assert any("did not help" in r["reason"] for r in state.rejected)
-    assert ctx.library.count() == 0  # type: ignore[attr-defined]
+    assert ctx.library.list(status="admitted") == []  # type: ignore[attr-defined]
+    [kept] = ctx.library.list(status="rejected")  # type: ignore[attr-defined]
+    assert kept.title == "Be polite" and kept.effect.trials == 8 and kept.effect.helped == 0
+    assert ctx.library.search(PassPhraseTask().scenarios("train", 1, 0)[0].question) == []  # type: ignore[attr-defined]
+    [measured] = [h for h in ctx.library.history(kept.id) if h["action"] == "measured"]  # type: ignore[attr-defined]
+    assert [t["item"] for t in measured["trials"]] == ["never"] * 8  # the student never knows the phrase alone
     prompts = [c["messages"][-1]["content"] for c in ctx.teacher.transport.calls]  # type: ignore[attr-defined]
     assert any(PassPhraseTask.strategy_focus in p for p in prompts), "the teacher learns how the student works"
 
