@@ -145,6 +145,12 @@ def print_report(console: Console, report: BuildReport) -> None:
         f"{len(state.admitted)} admitted, {len(state.rejected)} rejected; {report.seconds:.0f}s; log {report.runlog}"
         + (f"; plot {plot}" if plot else "")
     )
+    tested = sum(bool(o.candidate) for o in state.outcomes)
+    console.print(
+        f"admission rule: one-sided sign test on paired items at alpha={report.alpha}; {tested} candidates tested, "
+        f"so up to {report.alpha * tested:.2f} admissions expected by chance (alpha x candidates tested)",
+        highlight=False,
+    )
 
 
 def print_answer(console: Console, answer: Answer) -> None:

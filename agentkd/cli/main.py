@@ -129,7 +129,12 @@ def build(
     iterations: Annotated[int, typer.Option(help="Rounds of plan → generate → attempt → judge → write → admit.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Scenarios the student attempts per round.")] = 6,
     heldout: Annotated[int, typer.Option(help="Held-out items for the before/after measurement.")] = 12,
-    siblings: Annotated[int, typer.Option(help="Fresh sibling scenarios each candidate is measured on.")] = 1,
+    siblings: Annotated[int, typer.Option(help="Deprecated, ignored: see --admission-items.")] = 1,
+    admission_items: Annotated[int | None, typer.Option(
+        help="Paired items of its category each candidate is measured on (env AGENTKD_ADMISSION_ITEMS, default 8).")
+    ] = None,
+    alpha: Annotated[float | None, typer.Option(help="Level of the one-sided sign test that admits a candidate "
+                                                "(env AGENTKD_ADMISSION_ALPHA, default 0.05).")] = None,
     max_strategies: Annotated[int, typer.Option(help="Entries the teacher writes per round, from the first "
                                                 "failures judged.")] = 2,
     teacher_concurrency: Annotated[int, typer.Option(help="Teacher calls in flight at once.")] = 4,
@@ -177,6 +182,8 @@ def build(
     budget = Budget(max_teacher_tokens=max_teacher_tokens, max_cost_usd=max_cost,
                     max_seconds=max_minutes * 60 if max_minutes else None, min_gain_per_1k_tokens=min_gain)
     config = BuildConfig(iterations=iterations, batch_size=batch_size, seed=settings.seed, siblings=siblings,
+                         admission_items=admission_items or settings.admission_items,
+                         alpha=alpha or settings.admission_alpha, probe_temperature=settings.probe_temperature,
                          max_strategies_per_iteration=max_strategies, teacher_concurrency=teacher_concurrency,
                          student_concurrency=student_concurrency, budget=budget)
     with BuildDisplay(console, iterations=iterations, batch_size=batch_size) as display:

@@ -36,6 +36,7 @@ class BuildReport:
     seconds: float = 0.0
     runlog: str = ""
     run_id: str = ""
+    alpha: float = 0.05  # level of the admission rule, for the chance-admission line
 
 
 def _run_files(settings: Settings, run_id: str) -> tuple[Path, Path, Path]:
@@ -150,6 +151,7 @@ def run_build(
         seconds=time.perf_counter() - t0,
         runlog=str(log.path),
         run_id=run_id,
+        alpha=config.alpha,
     )
 
 
