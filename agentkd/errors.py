@@ -105,3 +105,9 @@ class TeacherRateLimited(TeacherUnavailable):
 
 class TeacherConnectionError(TeacherUnavailable):
     """The connection dropped or the server returned a 5xx error."""
+
+
+class RunStateError(AgentKDError):
+    """A build run's spec or checkpoint is missing or damaged, so the run cannot be resumed as it was."""
+
+    exit_code = 8

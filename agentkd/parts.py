@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agentkd.config import Settings
-from agentkd.errors import ConfigError
+from agentkd.errors import ConfigError, ModelNotFoundError
 from agentkd.models import catalog
 from agentkd.models.runlog import RunLog
 
@@ -53,13 +53,25 @@ def open_teacher(settings: Settings, log: RunLog | None = None) -> Teacher:
     scripted = settings.teacher.startswith("script:")
     if settings.teacher.startswith("local/"):
         name = settings.teacher.removeprefix("local/")
-        if name in catalog.CATALOG and catalog.is_present(catalog.CATALOG[name], settings.models_dir):
+        model = catalog.CATALOG.get(name)
+        if model is None or catalog.is_present(model, settings.models_dir):
+            # an unknown name or a bad file fails here, as a configuration error, not as a "connection
+            # failed" on every teacher call of a build that then ends with "0 admitted"
             check_model(catalog.resolve(name, root=settings.models_dir), settings)
+        elif not catalog.sources_installed(model):
+            raise ModelNotFoundError(f"the teacher {name!r} is not installed.",
+                                     hint=f"{model.install_hint}, then agentkd models pull {name}")
     transport: Any
     if scripted:  # a scripted teacher for offline pipeline runs
         from agentkd.teacher.scripted import load_script
 
-        transport = load_script(settings.teacher.removeprefix("script:"))
+        script = settings.teacher.removeprefix("script:")
+        try:
+            transport = load_script(script)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+            raise ConfigError(f"cannot read the teacher script {script!r}: {why}.",
+                              hint='give a JSON file like {"steps": ["a reply", {"raise": "timeout"}]}') from exc
     else:
         from agentkd.models.litellm_transport import LitellmTransport
 

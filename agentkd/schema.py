@@ -12,7 +12,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 Message = dict[str, Any]  # OpenAI-shaped: {"role": ..., "content": ..., "tool_calls": [...]}
 
@@ -97,13 +97,14 @@ class Effect(BaseModel):
     helped: int = Field(default=0, ge=0, description="Trials won with the entry and lost without it")
     hurt: int = Field(default=0, ge=0, description="Trials lost with the entry and won without it")
 
-    @model_validator(mode="after")
-    def _wins_within_trials(self) -> Effect:
+    @field_validator("wins_with", "wins_without", "helped", "hurt")
+    @classmethod
+    def _within_trials(cls, v: int, info: ValidationInfo) -> int:
         # an imported "trials: 1, wins_with: 1000000" would show a huge lift and could never be auto-retired
-        for name in ("wins_with", "wins_without"):
-            if getattr(self, name) > self.trials:
-                raise ValueError(f"{name} ({getattr(self, name)}) cannot exceed trials ({self.trials})")
-        return self
+        trials = info.data.get("trials")
+        if trials is not None and v > trials:
+            raise ValueError(f"{info.field_name} ({v}) cannot exceed trials ({trials})")
+        return v
 
     @property
     def lift(self) -> float:
@@ -173,11 +174,13 @@ class Strategy(BaseModel):
     successes: int = Field(default=0, ge=0)
     worked: WorkedExample | None = None  # kind "example": the verified solution
 
-    @model_validator(mode="after")
-    def _successes_within_uses(self) -> Strategy:
-        if self.successes > self.uses:
-            raise ValueError(f"successes ({self.successes}) cannot exceed uses ({self.uses})")
-        return self
+    @field_validator("successes")
+    @classmethod
+    def _within_uses(cls, v: int, info: ValidationInfo) -> int:
+        uses = info.data.get("uses")
+        if uses is not None and v > uses:
+            raise ValueError(f"successes ({v}) cannot exceed uses ({uses})")
+        return v
 
     @classmethod
     def from_draft(cls, draft: StrategyDraft, *, task: str, provenance: Provenance) -> Strategy:

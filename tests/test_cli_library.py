@@ -48,7 +48,7 @@ def run(*args: str) -> str:
 def test_export_list_show_and_diff(lib: Library, tmp_path: Path) -> None:
     assert "3 written" in run("library", "export")
     exported = tmp_path / "strategies" / "cli-lib"
-    assert sorted(p.name for p in exported.iterdir()) == ["g-days.md", "s-json.md", "s-pct.md"]
+    assert sorted(p.name for p in exported.glob("*.md")) == ["g-days.md", "s-json.md", "s-pct.md"]
     table = run("library", "list", "--status", "admitted", "--task", "shop")
     assert "s-pct" in table and "+0.50" in table and "s-json" not in table and "g-days" not in table
     assert "g-days" in run("library", "list", "--kind", "guidance")

@@ -79,8 +79,8 @@ def test_export_import_export_is_byte_identical(lib: Library, tmp_path: Path) ->
     assert len(import_library(fresh, first).written) == 4
     assert fresh.get("s-json") == lib.get("s-json")  # timestamps, versions, status kept exactly
     export_library(fresh, second)
-    files = sorted(p.name for p in first.iterdir())
-    assert files == sorted(p.name for p in second.iterdir()) == sorted(f"{s.id}.md" for s in entries())
+    files = sorted(p.name for p in first.glob("*.md"))
+    assert files == sorted(p.name for p in second.glob("*.md")) == sorted(f"{s.id}.md" for s in entries())
     for name in files:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     again = import_library(lib, first)  # importing what is already there changes nothing

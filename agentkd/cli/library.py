@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -44,11 +45,24 @@ TaskOpt = Annotated[str | None, typer.Option("--task", help="Only entries tagged
 LIVE = "live"
 
 
-def _open(library: str | None, collection: str | None) -> Library:
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def term(text: object, *, multiline: bool = True) -> str:
+    """``text`` safe to print: control characters (terminal escapes, bidi overrides) dropped, markup escaped.
+
+    Library text comes from imported files and teachers; an ESC in a title would otherwise drive the terminal.
+    """
+    clean = _UNSAFE.sub("", str(text))
+    return escape(clean if multiline else clean.replace("\n", " ").replace("\t", " "))
+
+
+def _open(library: str | None, collection: str | None, *, create: bool = False) -> Library:
+    """The library to work on; only ``import`` may create it, so a mistyped --library is an error."""
     from agentkd.library import Library
 
     settings = get_settings(library=library, collection=collection)
-    return Library.open(settings.library_path, settings.collection)
+    return Library.open(settings.library_path, settings.collection, create=create)
 
 
 def _entries(source: str, library: str | None, collection: str | None) -> dict[str, Strategy]:
@@ -72,9 +86,10 @@ def export(
     lib = _open(library, collection)
     target = directory or Path("strategies") / lib.collection_name
     report = export_library(lib, target)
+    kept = f", {len(report.kept)} kept (edited since export: {', '.join(report.kept)})" if report.kept else ""
     console.print(
-        f"[green]✓[/] {target}: {len(report.written)} written, {len(report.unchanged)} unchanged, "
-        f"{len(report.removed)} removed"
+        f"[green]✓[/] {term(target)}: {len(report.written)} written, {len(report.unchanged)} unchanged, "
+        f"{len(report.removed)} removed{kept}"
     )
 
 
@@ -87,12 +102,12 @@ def import_(
     """Validate every file, then write them all (same ids are replaced); a malformed file imports nothing."""
     from agentkd.library.files import import_library
 
-    report = import_library(_open(library, collection), directory)
-    console.print(f"[green]✓[/] {directory}: {len(report.written)} imported, {len(report.unchanged)} unchanged")
+    report = import_library(_open(library, collection, create=True), directory)
+    console.print(f"[green]✓[/] {term(directory)}: {len(report.written)} imported, {len(report.unchanged)} unchanged")
 
 
 def _show_value(value: Any) -> str:
-    return escape(repr(value) if not isinstance(value, str) else value)
+    return term(repr(value) if not isinstance(value, str) else value)
 
 
 @library_app.command("diff")
@@ -110,18 +125,18 @@ def diff(
     changes = diff_entries(before, after)
     for d in changes:
         if d.change == "added":
-            console.print(f"[green]+ {d.id}[/]  {escape(after[d.id].title)}")
+            console.print(f"[green]+ {d.id}[/]  {term(after[d.id].title, multiline=False)}")
         elif d.change == "removed":
-            console.print(f"[red]- {d.id}[/]  {escape(before[d.id].title)}")
+            console.print(f"[red]- {d.id}[/]  {term(before[d.id].title, multiline=False)}")
         else:
-            console.print(f"[yellow]~ {d.id}[/]  {escape(after[d.id].title)}")
+            console.print(f"[yellow]~ {d.id}[/]  {term(after[d.id].title, multiline=False)}")
         for f in d.fields:
             if isinstance(f.before, str) and isinstance(f.after, str) and "\n" in f.before + f.after:
                 lines = difflib.unified_diff(f.before.splitlines(), f.after.splitlines(), lineterm="", n=1)
                 console.print(f"    {f.name}:")
                 for line in list(lines)[2:]:
                     colour = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
-                    console.print(f"      [{colour}]{escape(line)}[/]")
+                    console.print(f"      [{colour}]{term(line)}[/]")
             else:
                 console.print(f"    {f.name}: [red]{_show_value(f.before)}[/] → [green]{_show_value(f.after)}[/]")
     counts = {kind: sum(d.change == kind for d in changes) for kind in ("added", "removed", "changed")}
@@ -143,10 +158,10 @@ def show(
     s = lib.get(id)
     if s is None:
         raise LibraryError(f"no entry {id!r} in this collection.", hint="`agentkd library list` shows the ids.")
-    console.print(escape(render_file(s)), highlight=False)
+    console.print(term(render_file(s)), highlight=False)
     for r in lib.history(id):
-        change = f"{r.get('before')} → {r.get('after')}"
-        console.print(f"[dim]{r['time']}[/] {r['action']:8} {change}  {escape(r['reason'])}")
+        change = term(f"{r.get('before')} → {r.get('after')}", multiline=False)
+        console.print(f"[dim]{term(r['time'])}[/] {term(r['action']):8} {change}  {term(r['reason'])}")
 
 
 @library_app.command("list")
@@ -164,8 +179,8 @@ def list_(
         table.add_column(col, justify="right" if col in ("trials", "lift", "uses") else "left")
     for s in entries:
         lift = f"{s.effect.lift:+.2f}" if s.effect.trials else "-"
-        table.add_row(s.id, s.kind, s.status, s.review, ",".join(s.tasks), str(s.effect.trials), lift, str(s.uses),
-                      escape(s.title))
+        table.add_row(term(s.id), s.kind, s.status, s.review, term(",".join(s.tasks), multiline=False),
+                      str(s.effect.trials), lift, str(s.uses), term(s.title, multiline=False))
     console.print(table)
 
 
@@ -224,8 +239,8 @@ def _interactive(lib: Library, queue: list[Strategy]) -> None:
 
     console.print(f"{len(queue)} unreviewed entries")
     for n, s in enumerate(queue, start=1):
-        console.rule(f"{n}/{len(queue)}  {s.id}")
-        console.print(escape(render_file(s)), highlight=False)
+        console.rule(f"{n}/{len(queue)}  {term(s.id)}")
+        console.print(term(render_file(s)), highlight=False)
         choice = typer.prompt("[a]pprove, [e]dit, [r]etire, [s]kip, [q]uit", default="s").strip().lower()[:1]
         if choice == "q":
             break
@@ -262,10 +277,10 @@ def retrieve(
         table.add_column(col)
     for c in got.chosen:
         outcome = f"[green]chosen[/] ({c.tokens} tokens)"
-        table.add_row(c.strategy.id, f"{c.score:.3f}", outcome, escape(c.strategy.title))
+        table.add_row(term(c.strategy.id), f"{c.score:.3f}", outcome, term(c.strategy.title, multiline=False))
     for d in got.dropped:
-        outcome = f"[dim]{d.reason}[/] {escape(d.detail)}"
-        table.add_row(d.strategy.id, f"{d.score:.3f}", outcome, escape(d.strategy.title))
+        outcome = f"[dim]{term(d.reason)}[/] {term(d.detail)}"
+        table.add_row(term(d.strategy.id), f"{d.score:.3f}", outcome, term(d.strategy.title, multiline=False))
     console.print(table)
 
 

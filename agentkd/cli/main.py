@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Annotated
 
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agentkd.cli.eval import eval_command
-from agentkd.cli.library import library_app
+from agentkd.cli.library import library_app, term
 from agentkd.cli.sft import export_sft
 from agentkd.config import get_settings
 from agentkd.errors import AgentKDError, ConfigError
@@ -224,14 +225,33 @@ def main() -> None:
     try:
         app()
     except AgentKDError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {term(exc)}", highlight=False)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a read-only AGENTKD_HOME, a full disk, a path under a file: the user's to fix
+        err_console.print(f"[bold red]error:[/] {term(os_error_message(exc))}", highlight=False)
+        sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
     finally:
         if "agentkd.models.llamacpp" in sys.modules:
             sys.modules["agentkd.models.llamacpp"].close_all()
+
+
+def os_error_message(exc: OSError) -> str:
+    """What an operating-system error means for the user, and what to do about it."""
+    where = " → ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    what = f"{exc.strerror or exc}" + (f": {where}" if where else "")
+    hint = {
+        errno.ENOSPC: "the disk is full: free some space (or point AGENTKD_HOME elsewhere) and run it again.",
+        errno.EDQUOT: "the disk quota is used up: free some space and run it again.",
+        errno.EROFS: "that file system is read-only: point AGENTKD_HOME (or the path you gave) at a writable place.",
+        errno.EACCES: "you may not write there: point AGENTKD_HOME (or the path you gave) at a writable place.",
+        errno.EPERM: "you may not write there: point AGENTKD_HOME (or the path you gave) at a writable place.",
+        errno.ENOTDIR: "a part of that path is a file, not a directory: choose another path.",
+        errno.ENOENT: "check that the path exists.",
+    }.get(exc.errno or 0, "check the path, its permissions and the free disk space, then run it again.")
+    return f"{what}\n  hint: {hint}"
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +17,13 @@ from agentkd.config import Settings
 from agentkd.distill.context import BuildConfig, BuildContext
 from agentkd.distill.curriculum import Budget
 from agentkd.distill.nodes import BuildState
-from agentkd.errors import ConfigError
+from agentkd.errors import ConfigError, RunStateError
 from agentkd.eval.heldout import ArmResult, run_arm
 from agentkd.models.runlog import RunLog, Usage
-from agentkd.parts import attach_teacher, ensure_models, load_task, open_parts
+from agentkd.parts import attach_teacher, ensure_models, load_task, open_parts, open_teacher
 
 Progress = Callable[..., None]
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a name in the runs directory, never a path
 
 
 @dataclass
@@ -44,23 +47,91 @@ def _run_files(settings: Settings, run_id: str) -> tuple[Path, Path, Path]:
     return base.with_suffix(".json"), base.with_suffix(".jsonl"), base.with_suffix(".sqlite")
 
 
+def _read_spec(path: Path) -> dict[str, Any]:
+    """A run spec; ``RunStateError`` naming the file when it cannot be read or is not a spec."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise RunStateError(f"the run spec {path} is unreadable ({e}).",
+                            hint="delete it, or start a new run with `agentkd build`.") from e
+    if not isinstance(data, dict) or not {"task", "heldout", "config", "settings"} <= data.keys():
+        raise RunStateError(f"the run spec {path} is not a build run's spec (fields are missing).",
+                            hint="delete it, or start a new run with `agentkd build`.")
+    return data
+
+
+def _write_spec(path: Path, spec: dict[str, Any]) -> None:
+    """Write the spec whole or not at all: a temporary file renamed over it, so a kill or a full disk never
+    leaves half a spec for ``--resume`` to trip on."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(json.dumps(spec, indent=2, default=str))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def latest_unfinished_run(settings: Settings) -> str | None:
-    """The newest run whose spec says it has not finished, for ``agentkd build --resume``."""
+    """The newest run whose spec says it has not finished, for ``agentkd build --resume``.
+
+    An unreadable spec (from a version that wrote them in place, or a damaged disk) is skipped with a warning.
+    """
     specs = sorted(settings.runs_dir.glob("*.json"), reverse=True) if settings.runs_dir.is_dir() else []
     for spec in specs:
-        if not json.loads(spec.read_text()).get("finished"):
+        try:
+            finished = _read_spec(spec).get("finished")
+        except RunStateError as e:
+            warnings.warn(f"skipping run {spec.stem}: {e}", RuntimeWarning, stacklevel=2)
+            continue
+        if not finished:
             return spec.stem
     return None
 
 
 def load_run(settings: Settings, run_id: str) -> dict[str, Any]:
+    if not _RUN_ID.fullmatch(run_id):
+        raise ConfigError(f"{run_id!r} is not a run id.", hint="run ids look like 20250101-120000-123; or use 'last'.")
     spec, _, _ = _run_files(settings, run_id)
     if not spec.is_file():
         raise ConfigError(
             f"no build run {run_id!r} in {settings.runs_dir}.",
             hint="run `agentkd build` to start one; --resume continues the newest unfinished run.",
         )
-    return dict(json.loads(spec.read_text()))
+    return _read_spec(spec)
+
+
+def _check_resumable(log_path: Path, ckpt_path: Path, run_id: str) -> None:
+    """A resumed run continues from its checkpoint or not at all: starting over quietly would write a run
+    record that lists none of the entries the library already holds from it."""
+    from agentkd.distill.graph import check_checkpoint
+
+    if not ckpt_path.exists() and not (log_path.is_file() and log_path.stat().st_size):
+        return  # killed before its first model call: there is nothing to lose, so it simply starts
+    check_checkpoint(ckpt_path, run_id)
+
+
+def _admitted(state: BuildState, log_path: Path, library: Any) -> list[str]:
+    """The entries this run admitted: the final state's, and any its log recorded that the library still
+    holds as admitted (an older checkpoint may not know of the latest), so the record matches the library."""
+    ids = list(state.admitted)
+    try:
+        lines = log_path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a kill
+        sid = record.get("id") if isinstance(record, dict) and record.get("event") == "admitted" else None
+        if isinstance(sid, str) and sid not in ids:
+            entry = library.get(sid)
+            if entry is not None and entry.status == "admitted":
+                ids.append(sid)
+    return ids
 
 
 def run_build(
@@ -90,23 +161,20 @@ def run_build(
         run_id = resume
     else:
         run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 1000:03d}"
+    open_teacher(settings)  # a teacher that cannot work (unknown model, missing script) stops us before any work
     spec_path, log_path, ckpt_path = _run_files(settings, run_id)
     spec_path.parent.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        spec_path.write_text(
-            json.dumps(
-                {
-                    "run_id": run_id,
-                    "task": task_name,
-                    "heldout": heldout,
-                    "config": _config_dict(config),
-                    "settings": {k: getattr(settings, k) for k in _PERSISTED},
-                    "finished": False,
-                },
-                indent=2,
-                default=str,
-            )
-        )
+    if resume:
+        _check_resumable(log_path, ckpt_path, run_id)
+    else:
+        _write_spec(spec_path, {
+            "run_id": run_id,
+            "task": task_name,
+            "heldout": heldout,
+            "config": _config_dict(config),
+            "settings": {k: getattr(settings, k) for k in _PERSISTED},
+            "finished": False,
+        })
     task = load_task(task_name)
     ensure_models(settings, progress)
     log = RunLog(log_path)
@@ -136,9 +204,10 @@ def run_build(
         run_arm("student alone", ctx.student, task, scenarios, use_library=False, progress=tick),
         run_arm("student + library", ctx.student, task, scenarios, use_library=True, progress=tick),
     ]
-    spec = json.loads(spec_path.read_text())
-    spec.update(finished=True, accuracy={a.name: a.accuracy for a in arms}, admitted=state.admitted)
-    spec_path.write_text(json.dumps(spec, indent=2, default=str))
+    spec = _read_spec(spec_path)
+    admitted = _admitted(state, log_path, ctx.library)
+    spec.update(finished=True, accuracy={a.name: a.accuracy for a in arms}, admitted=admitted)
+    _write_spec(spec_path, spec)
     return BuildReport(
         task=task_name,
         teacher=settings.teacher,

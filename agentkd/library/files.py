@@ -2,12 +2,14 @@
 
 The format is exact so that export → import → export is byte-identical: keys in the schema's order,
 datetimes in UTC ISO 8601, no line folding, one blank line before the body and one newline after it.
-Import checks every file before it writes anything, so a broken batch imports nothing.
+Import checks every file before it writes anything, so a broken batch imports nothing. Files are read
+only when they are regular files of bounded size, and their YAML only when it has no anchors or aliases
+and is shallowly nested, so a hostile file cannot exhaust memory or the stack. Export syncs through a
+manifest (see ``export_library``): it only ever overwrites or removes files it wrote itself.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,13 +20,25 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from agentkd.errors import LibraryError, LibraryFormatError
+from agentkd.library.fileio import (
+    ID_RULE,
+    MAX_FILE_BYTES,
+    SAFE_ID,
+    atomic_write,
+    existing_bytes,
+    os_error,
+    read_manifest,
+    read_regular,
+    sha256_of,
+    unsafe_yaml,
+    write_manifest,
+)
 from agentkd.schema import Effect, Provenance, Strategy
 
 if TYPE_CHECKING:
     from agentkd.library.store import Library
 
 DELIMITER = "---"
-SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _NESTED: dict[str, type[BaseModel]] = {"provenance": Provenance, "effect": Effect}
 
 
@@ -101,6 +115,9 @@ def _unknown_keys(data: dict[str, Any]) -> list[str]:
 
 def parse_file(text: str, path: Path | str = "<text>") -> Strategy:
     """Read one strategy file; a malformed one raises ``LibraryFormatError`` naming the file and the line or field."""
+    if len(text) > MAX_FILE_BYTES:
+        raise LibraryFormatError(f"{path}: {len(text)} characters is too large for a strategy file "
+                                 f"(at most {MAX_FILE_BYTES}).", hint="shorten the body; nothing was imported.")
     lines = text.replace("\r\n", "\n").split("\n")
     if lines[0] != DELIMITER:
         raise LibraryFormatError(f"{path}, line 1: a strategy file must start with a '---' line (YAML front matter).")
@@ -123,7 +140,10 @@ def parse_file(text: str, path: Path | str = "<text>") -> Strategy:
 def _front_problems(front: str, body: str, stem: str) -> list[str]:
     """What is wrong with a file's front matter and body, each as 'line N, field F: what' (empty when valid)."""
     try:
-        node = yaml.compose(front)
+        refused = unsafe_yaml(front)
+        if refused:
+            return [refused]
+        node = yaml.compose(front, Loader=yaml.SafeLoader)
         data = yaml.safe_load(front)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -136,6 +156,9 @@ def _front_problems(front: str, body: str, stem: str) -> list[str]:
         return ["line 2: the front matter must be a mapping of field: value lines"]
     problems = [f"line {n + 2}, field {k}: given twice" for k, n in _duplicates(node)]
     problems += [f"field {k}: unknown (the fields are those of agentkd.schema.Strategy)" for k in _unknown_keys(data)]
+    if isinstance(data.get("id"), str) and not SAFE_ID.fullmatch(data["id"]):
+        problems.append(f"line {(_line(node, ['id']) or 0) + 2}, field id: {_short(data['id'])} cannot be a file "
+                        f"name: {ID_RULE}")
     if data.get("id") != stem:
         problems.append(f"line {(_line(node, ['id']) or 0) + 2}, field id: {data.get('id')!r} must match the file "
                         f"name {stem}.md")
@@ -169,11 +192,13 @@ def read_dir(directory: Path) -> dict[str, Strategy]:
     paths = sorted(directory.glob("*.md"))
     for path in paths:
         try:
-            entries[path.stem] = parse_file(path.read_text(encoding="utf-8"), path)
+            entries[path.stem] = parse_file(read_regular(path).decode("utf-8"), path)
         except LibraryFormatError as e:
             problems.append(e.args[0])
-        except (OSError, UnicodeDecodeError) as e:
+        except UnicodeDecodeError as e:
             problems.append(f"{path}: cannot be read as UTF-8 text ({e})")
+        except OSError as e:
+            problems.append(f"{path}: cannot be read ({e.strerror or e})")
     if problems:
         raise LibraryFormatError(
             f"{len(problems)} of {len(paths)} strategy files in {directory} are malformed:\n" + "\n".join(problems),
@@ -189,35 +214,84 @@ class SyncReport:
     written: list[str] = field(default_factory=list)  # export: files written; import: entries added or replaced
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)  # export only: files of entries no longer in the library
+    kept: list[str] = field(default_factory=list)  # export only: such files left alone, edited since export wrote them
 
 
 def export_library(lib: Library, directory: Path) -> SyncReport:
-    """Write every entry of ``lib`` to ``directory`` (created if needed), mirroring it exactly.
+    """Write every entry of ``lib`` to ``directory`` (created if needed) and remove the files export wrote
+    for entries no longer in the library; files export did not write are never changed or removed.
 
-    Files of entries that are no longer in the library are removed; other files are left alone.
+    The directory keeps a manifest (``.agentkd-export.json``): the name and sha256 of every file the last
+    export wrote. A file is removed only when the manifest lists it and it still has exactly that content,
+    and overwritten only when it is absent, unchanged since it was written, or an export-format file of the
+    same entry from before manifests existed. Anything else (a person's notes, a file edited since, a link
+    planted at an entry's name) is left alone, and a conflict stops the export before it writes anything.
+    Files are written to a temporary name and renamed into place: a rename replaces a link rather than
+    writing through it, and a full disk leaves the old file whole.
     """
     entries = lib.list()
     bad = [s.id for s in entries if not SAFE_ID.fullmatch(s.id)]
     if bad:
-        raise LibraryError(
-            f"entries {bad} have ids that cannot be file names.",
-            hint="ids may use letters, digits, '.', '_' and '-'; re-add those entries under such ids.",
-        )
-    directory.mkdir(parents=True, exist_ok=True)
+        raise LibraryError(f"entries {bad} have ids that cannot be file names.",
+                           hint=f"{ID_RULE}; re-add those entries under such ids.")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise os_error("create the export directory", directory, e) from e
+    if not directory.is_dir():
+        raise LibraryError(f"{directory} is not a directory.", hint="choose a directory to export to.")
+    ours = read_manifest(directory)
+    wanted = {f"{s.id}.md": render_file(s).encode("utf-8") for s in entries}
+    plan = _plan(directory, wanted, ours)  # every check before any write: a conflict writes nothing
     report = SyncReport()
-    for s in entries:
-        path, text = directory / f"{s.id}.md", render_file(s)
-        if path.is_file() and path.read_text(encoding="utf-8") == text:
-            report.unchanged.append(s.id)
-        else:
-            path.write_text(text, encoding="utf-8", newline="\n")
-            report.written.append(s.id)
-    ids = {s.id for s in entries}
-    for path in sorted(directory.glob("*.md")):
-        if path.stem not in ids and path.read_text(encoding="utf-8").startswith(f"{DELIMITER}\nid: "):
-            path.unlink()
-            report.removed.append(path.stem)
+    manifest: dict[str, str] = {}
+    try:
+        for name, data in wanted.items():
+            if plan[name]:
+                atomic_write(directory, name, data)
+                report.written.append(name[:-3])
+            else:
+                report.unchanged.append(name[:-3])
+            manifest[name] = sha256_of(data)
+        for name, digest in sorted(ours.items()):
+            if name in wanted:
+                continue
+            path = directory / name
+            try:
+                current = existing_bytes(path)
+            except LibraryError:
+                current = None  # replaced by a link or a directory since: not ours any more
+            if current is not None and sha256_of(current) == digest:
+                path.unlink()
+                report.removed.append(name[:-3])
+            elif current is not None:
+                report.kept.append(name[:-3])  # edited since: no longer ours, so no longer in the manifest
+        write_manifest(directory, manifest)
+    except OSError as e:
+        raise os_error("write to", directory, e) from e
     return report
+
+
+def _plan(directory: Path, wanted: dict[str, bytes], ours: dict[str, str]) -> dict[str, bool]:
+    """For each file, whether it must be written; raises LibraryError for one export may not overwrite."""
+    plan: dict[str, bool] = {}
+    for name, data in wanted.items():
+        path = directory / name
+        current = existing_bytes(path)
+        if current is None or current == data:
+            plan[name] = current is None
+            continue
+        if name in ours:
+            if sha256_of(current) != ours[name]:
+                raise LibraryError(
+                    f"{path} was edited since the last export; exporting would overwrite the edit.",
+                    hint=f"import it first (agentkd library import {directory}), or delete it; nothing was written.",
+                )
+        elif not current.startswith(f"{DELIMITER}\nid: {name[:-3]}\n".encode()):
+            raise LibraryError(f"{path} is not a file that export wrote; exporting would overwrite it.",
+                               hint="move it away (or export to another directory); nothing was written.")
+        plan[name] = True
+    return plan
 
 
 def import_library(lib: Library, directory: Path) -> SyncReport:

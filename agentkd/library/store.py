@@ -16,23 +16,21 @@ import builtins
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlparse
 
-import chromadb
 import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.errors import NotFoundError
 from chromadb.utils.embedding_functions import register_embedding_function
 
-from agentkd.config import get_settings
 from agentkd.errors import LibraryError, LibraryFormatError
 from agentkd.library.curation import Curation
 from agentkd.library.embedder import Embedder, TextEmbedder, get_embedder
+from agentkd.library.fileio import ID_RULE, SAFE_ID
 from agentkd.library.filters import Filter, metadata
 from agentkd.library.history import History
 from agentkd.library.merge import merge
+from agentkd.library.store_client import HTTP_TIMEOUT, client_for, collection_names, failure, guarded
 from agentkd.schema import Strategy, now
 
 EF_NAME = "agentkd"
@@ -44,6 +42,14 @@ _COLLECTION_NAME = re.compile(r"[A-Za-z0-9._-]{3,512}")
 
 _Rows = list[tuple[str, Any, float, Any]]  # id, metadata, cosine distance, embedding (or None)
 Action = Literal["added", "merged", "updated"]
+
+
+def _check_ids(strategies: Iterable[Strategy]) -> None:
+    """The id rule of strategy files, at every door: an id that cannot be a file name would later make
+    every export refuse the whole library."""
+    bad = [s.id for s in strategies if not SAFE_ID.fullmatch(s.id)]
+    if bad:
+        raise LibraryError(f"entries {bad[:5]} have ids that cannot be file names.", hint=f"{ID_RULE}.")
 
 
 @register_embedding_function
@@ -98,33 +104,6 @@ class Hit:
     vector: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
-def _client(location: str) -> tuple[Any, Path]:
-    """A Chroma client for a directory or ``http(s)://host:port``, and where its history file goes."""
-    # Default Settings on purpose: Chroma refuses a second client for the same path with other settings,
-    # and users reopen libraries with plain `chromadb.PersistentClient(path)`. (Telemetry is a no-op in 1.5.)
-    try:
-        if location.startswith(("http://", "https://")):
-            url = urlparse(location)
-            if not url.hostname:
-                raise LibraryError(f"{location!r} has no host name.", hint="write it as http://host:port.")
-            ssl = url.scheme == "https"
-            port = url.port or (443 if ssl else 8000)
-            client = chromadb.HttpClient(host=url.hostname, port=port, ssl=ssl)
-            client.heartbeat()
-            return client, get_settings().home / "libraries" / f"{url.hostname}_{port}" / "history.jsonl"
-        path = Path(location).expanduser()
-        path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(path)), path / "history.jsonl"
-    except LibraryError:
-        raise
-    except Exception as e:
-        raise LibraryError(
-            f"cannot open the strategy library at {location!r}: {e}",
-            hint="give a writable directory, or the URL of a running server (start one with "
-            "`chroma run --path DIR --port 8000`).",
-        ) from e
-
-
 class Library(Curation):
     """A collection of strategies in Chroma with near-duplicate merging and a change history.
 
@@ -135,26 +114,46 @@ class Library(Curation):
     lives in ``curation.Curation``. Writes are read-modify-write: use one writer per collection at a time.
     """
 
-    def __init__(self, collection: Any, history: History, embedder: TextEmbedder) -> None:
+    def __init__(self, collection: Any, history: History, embedder: TextEmbedder, *, read_only: bool = False) -> None:
         self._collection = collection
         self._history = history
         self.embedder = embedder
+        self.read_only = read_only
 
     @classmethod
-    def open(cls, location: str, collection: str = "default", *, embedder: TextEmbedder | None = None) -> Library:
-        """Open (creating if needed) ``collection`` in a directory or at ``http://host:port``."""
+    def open(
+        cls,
+        location: str,
+        collection: str = "default",
+        *,
+        embedder: TextEmbedder | None = None,
+        create: bool = True,
+        timeout: float = HTTP_TIMEOUT,
+    ) -> Library:
+        """Open ``collection`` in a directory or at ``http://host:port``.
+
+        ``create``: make the library and collection when they do not exist (else that is a ``LibraryError``:
+        commands that only read pass False, so a mistyped path is an error, not a new empty library).
+        ``timeout``: seconds a Chroma server may take to answer one request. A directory we may not write
+        opens read-only (from a private copy): it can be read and searched, and writes raise.
+        """
         if not _COLLECTION_NAME.fullmatch(collection):
             raise LibraryError(
                 f"invalid collection name {collection!r}.",
                 hint="use 3 to 512 characters from letters, digits, '.', '_' and '-', e.g. 'gsm-symbolic'.",
             )
         embedder = embedder or get_embedder()
-        client, history_path = _client(location)
+        client, history_path, read_only = client_for(location, create=create, timeout=timeout)
         ef = AgentKDEmbeddingFunction(embedder=embedder)
         try:
             try:
                 col = client.get_collection(collection, embedding_function=ef)
             except NotFoundError:
+                if not create or read_only:
+                    raise LibraryError(
+                        f"there is no collection {collection!r} in the library at {location}.",
+                        hint=f"its collections: {collection_names(client)}; choose one with --collection.",
+                    ) from None
                 col = client.get_or_create_collection(
                     collection,
                     configuration={"hnsw": {"space": "cosine"}},
@@ -166,8 +165,12 @@ class Library(Curation):
                 f"collection {collection!r} at {location} was not created by agentkd ({e}).",
                 hint="open another collection name; agentkd stores its strategies in collections it creates.",
             ) from e
+        except LibraryError:
+            raise
+        except Exception as e:
+            raise failure(location, e) from e
         cls._check_embedder(col, location, embedder)
-        return cls(col, History(history_path, collection), embedder)
+        return cls(guarded(col, location, read_only), History(history_path, collection), embedder, read_only=read_only)
 
     @staticmethod
     def _check_embedder(col: Any, location: str, embedder: TextEmbedder) -> None:
@@ -260,6 +263,7 @@ class Library(Curation):
         kind scored at least ``dedupe_threshold`` against it; the two became one (see ``merge.merge``)
         and the returned id is the one kept. "added": a new entry.
         """
+        _check_ids([strategy])
         old = self.get(strategy.id)
         if old is not None:
             self._put(strategy, old, reason="added again with the same id")
@@ -307,6 +311,7 @@ class Library(Curation):
         New entries and entries whose embedded text changed are embedded in one batch (or take the given
         ``vectors``, one per strategy); each write is logged.
         """
+        _check_ids(strategies)
         old = {s.id: s for s in self._get_many([s.id for s in strategies])}
         given = dict(zip([s.id for s in strategies], vectors, strict=True)) if vectors is not None else {}
         fresh = [s for s in strategies if s.id not in old or old[s.id].embedding_text() != s.embedding_text()]

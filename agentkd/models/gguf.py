@@ -6,6 +6,8 @@ needs neither llama.cpp nor the ``gguf`` package.
 
 from __future__ import annotations
 
+import math
+import os
 import struct
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -70,6 +72,31 @@ def _read_value(f: BinaryIO, vtype: int, keep_arrays: bool) -> Any:
     raise ValueError(f"unknown GGUF value type {vtype}")
 
 
+def _read_header(f: BinaryIO, keep_arrays: bool) -> tuple[dict[str, Any], int]:
+    if f.read(4) != MAGIC:
+        raise ValueError("missing GGUF magic bytes")
+    version = _read(f, "<I")
+    if version not in (2, 3):
+        raise ValueError(f"unsupported GGUF version {version}")
+    n_tensors = _read(f, "<Q")
+    n_kv = _read(f, "<Q")
+    if n_tensors > 1 << 20 or n_kv > 1 << 20:
+        raise ValueError(f"{n_tensors} tensors and {n_kv} keys are implausible")
+    meta: dict[str, Any] = {"gguf.version": version}
+    for _ in range(n_kv):
+        key = _read_str(f)
+        vtype = _read(f, "<I")
+        meta[key] = _read_value(f, vtype, keep_arrays)
+    return meta, n_tensors
+
+
+def _corrupt(path: Path, why: object) -> ModelCorruptError:
+    return ModelCorruptError(
+        f"{path} is not a valid GGUF model ({why or 'file is truncated'}).",
+        hint="delete the file and fetch it again (for catalog models: agentkd models pull NAME --force).",
+    )
+
+
 def read_metadata(path: str | Path, *, keep_arrays: bool = False) -> dict[str, Any]:
     """Return the GGUF key/value metadata of ``path``; raise ModelCorruptError if it is not GGUF.
 
@@ -78,24 +105,49 @@ def read_metadata(path: str | Path, *, keep_arrays: bool = False) -> dict[str, A
     path = Path(path)
     try:
         with path.open("rb") as f:
-            if f.read(4) != MAGIC:
-                raise ValueError("missing GGUF magic bytes")
-            version = _read(f, "<I")
-            if version not in (2, 3):
-                raise ValueError(f"unsupported GGUF version {version}")
-            _n_tensors = _read(f, "<Q")
-            n_kv = _read(f, "<Q")
-            meta: dict[str, Any] = {"gguf.version": version}
-            for _ in range(n_kv):
-                key = _read_str(f)
-                vtype = _read(f, "<I")
-                meta[key] = _read_value(f, vtype, keep_arrays)
-            return meta
+            return _read_header(f, keep_arrays)[0]
     except (EOFError, ValueError, struct.error, UnicodeDecodeError) as exc:
-        raise ModelCorruptError(
-            f"{path} is not a valid GGUF model ({exc or 'file is truncated'}).",
-            hint="delete the file and fetch it again (for catalog models: agentkd models pull NAME --force).",
-        ) from exc
+        raise _corrupt(path, exc) from exc
+
+
+# ggml tensor types -> (elements per block, bytes per block), from ggml.c's type traits
+_BLOCKS = {
+    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 9: (32, 36),
+    10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 15: (256, 292),
+    16: (256, 66), 17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18), 21: (256, 110), 22: (256, 82),
+    23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 29: (256, 56), 30: (1, 2),
+    34: (256, 54), 35: (256, 66), 39: (32, 17),
+}
+
+
+def check_complete(path: str | Path) -> dict[str, Any]:
+    """``read_metadata``, and also that the file holds every byte of tensor data its header describes.
+
+    A truncated or cut-off copy passes the header check but makes llama.cpp fail with a bare ValueError;
+    comparing the tensors' extent with the file size catches it before loading, in milliseconds.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            meta, n_tensors = _read_header(f, keep_arrays=False)
+            end = 0
+            for _ in range(n_tensors):
+                _read_str(f)  # the tensor's name
+                n_dims = _read(f, "<I")
+                if n_dims > 8:
+                    raise ValueError(f"a tensor with {n_dims} dimensions is implausible")
+                count = math.prod(_read(f, "<Q") for _ in range(n_dims))
+                ggml_type, offset = _read(f, "<I"), _read(f, "<Q")
+                per_block, block_bytes = _BLOCKS.get(ggml_type, (1, 0))  # unknown type: count its offset only
+                end = max(end, offset + count // per_block * block_bytes)
+            align = int(meta.get("general.alignment", 32)) or 32
+            start = -(-f.tell() // align) * align
+            size = os.fstat(f.fileno()).st_size
+    except (EOFError, ValueError, struct.error, UnicodeDecodeError) as exc:
+        raise _corrupt(path, exc) from exc
+    if size < start + end:
+        raise _corrupt(path, f"truncated: {size} bytes, but its tensors need {start + end}")
+    return meta
 
 
 def quantization(meta: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from litellm import CustomLLM
 from litellm.types.utils import ModelResponse
 
 from agentkd.errors import (
+    AgentKDError,
     ConfigError,
     TeacherConnectionError,
     TeacherError,
@@ -156,7 +157,15 @@ class LitellmTransport:
             litellm.ServiceUnavailableError,
             litellm.BadGatewayError,
         ) as exc:
+            if (ours := _our_error(exc)) is not None:  # e.g. the local provider's unknown or corrupt model
+                raise ours from exc
             raise TeacherConnectionError(f"teacher {model} connection failed: {exc}") from exc
+        except litellm.NotFoundError as exc:
+            raise ConfigError(
+                f"the teacher provider does not know the model {model!r}: {exc}",
+                hint="check the model name (and AGENTKD_TEACHER_API_BASE); for a local teacher use "
+                "local/<catalog name>, see `agentkd models list`.",
+            ) from exc
         except litellm.AuthenticationError as exc:
             raise ConfigError(
                 f"the teacher provider rejected the API key for {model}.",
@@ -174,6 +183,19 @@ class LitellmTransport:
         data["_seconds"] = time.perf_counter() - t0
         data["_cost"] = 0.0 if model.startswith("local/") else _cost(resp)
         return data
+
+
+def _our_error(exc: BaseException) -> AgentKDError | None:
+    """An agentkd error that litellm wrapped (it reports a custom provider's exceptions as connection errors,
+    which would be retried as if the network were down, though the fix is the user's)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, AgentKDError) and not isinstance(cause, TeacherError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _cost(resp: Any) -> float | None:
