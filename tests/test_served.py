@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +87,27 @@ def test_agentkd_build_with_a_served_student(tmp_path: Path, llama_server: str) 
     spec = json.loads(next((tmp_path / "home" / "runs").glob("*.json")).read_text())
     assert spec["settings"]["student_api_base"] == llama_server and spec["config"]["student_concurrency"] == 2
     assert len(Library.open(str(tmp_path / "lib"), "passphrase").list(status="admitted")) == 1
+
+
+def test_a_student_server_that_never_answers_times_out_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    held: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as server:  # accepts every connection, answers none
+
+        def accept() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    held.append(server.accept()[0])
+
+        threading.Thread(target=accept, daemon=True).start()
+        monkeypatch.setenv("AGENTKD_STUDENT_TIMEOUT", "0.5")
+        student = Student("smollm2", api_base=f"http://127.0.0.1:{server.getsockname()[1]}/v1", tools=ToolBox([]),
+                          retriever=None)
+        t0 = time.monotonic()
+        with pytest.raises(ModelNotFoundError) as exc:
+            student.ask("hi")
+        assert time.monotonic() - t0 < 10
+    for conn in held:
+        conn.close()
+    message = str(exc.value)
+    assert "did not answer within 0.5 s" in message and "AGENTKD_STUDENT_TIMEOUT" in message
+    assert len(held) == 3  # the first try and two retries, each abandoned at the timeout

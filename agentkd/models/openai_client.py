@@ -17,9 +17,12 @@ from typing import Any
 
 import openai
 
+from agentkd.config import get_settings
 from agentkd.errors import ConfigError, ModelNotFoundError
 from agentkd.models.chat_template import ChatResult, final_result
 
+CONNECT_TIMEOUT = 10.0  # seconds to open a connection
+RETRIES = 2  # of a request that timed out or lost its connection
 CHARS_PER_TOKEN = 3.0  # conservative for English and code with BPE vocabularies: over-counts, never overflows
 
 
@@ -27,10 +30,16 @@ class ServedLLM:
     """One model behind ``api_base``; thread-safe (one HTTP client, no shared state)."""
 
     def __init__(self, model: str, api_base: str, *, api_key: str | None = None, n_ctx: int = 4096,
-                 seed: int = 1234, timeout: float = 300.0) -> None:
+                 seed: int = 1234, timeout: float | None = None, retries: int = RETRIES) -> None:
+        """``timeout``: seconds one request may take (default: the ``student_timeout`` setting)."""
         self.name, self.api_base, self.n_ctx, self.seed = model, api_base, n_ctx, seed
-        self._client = openai.OpenAI(base_url=api_base, api_key=api_key or "not-needed", timeout=timeout,
-                                     max_retries=2)
+        self.timeout = get_settings().student_timeout if timeout is None else timeout
+        self.retries = retries
+        # a server that accepts and never answers must end in an error, not a hang: every phase is bounded,
+        # connecting more tightly than answering (a prompt may take long to prefill, a connect should not)
+        limit = openai.Timeout(self.timeout, connect=min(CONNECT_TIMEOUT, self.timeout))
+        self._client = openai.OpenAI(base_url=api_base, api_key=api_key or "not-needed", timeout=limit,
+                                     max_retries=retries)
 
     def count_tokens(self, text: str) -> int:
         return math.ceil(len(text) / CHARS_PER_TOKEN)
@@ -76,6 +85,12 @@ class ServedLLM:
         try:
             resp = self._client.chat.completions.create(model=self.name, messages=messages,  # type: ignore[arg-type]
                                                         **params)
+        except openai.APITimeoutError as exc:  # before APIConnectionError, its base class
+            raise ModelNotFoundError(
+                f"the student server at {self.api_base} did not answer within {self.timeout:g} s "
+                f"({self.retries + 1} tries)",
+                hint="check that it is a working OpenAI-compatible server and not stuck or overloaded, or allow "
+                "more time with AGENTKD_STUDENT_TIMEOUT") from exc
         except openai.APIConnectionError as exc:
             raise ModelNotFoundError(f"cannot reach the student server at {self.api_base}: {exc}",
                                      hint="start it (e.g. llama-server --port 8080 -m model.gguf --parallel 4) "
