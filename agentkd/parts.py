@@ -9,6 +9,7 @@ functions so that ``agentkd --help`` stays fast.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from agentkd.teacher.teacher import Teacher
     from agentkd.tools import ToolBox
 
+log = logging.getLogger("agentkd")
 BUILTIN_PREFIXES = {"tau2", "bfcl", "spec", "jsonl"}
 
 
@@ -91,11 +93,12 @@ def check_model(path: Any, settings: Settings) -> dict[str, Any]:
     return canary(path, settings.home)
 
 
-def open_library(settings: Settings) -> Library:
-    """The configured library (a directory or a Chroma server) and collection."""
+def open_library(settings: Settings, *, create: bool = True) -> Library:
+    """The configured library (a directory or a Chroma server) and collection. ``create=False`` for commands
+    that only read it: a mistyped path is then an error, not a new empty library."""
     from agentkd.library import Library
 
-    return Library.open(settings.library_path, settings.collection)
+    return Library.open(settings.library_path, settings.collection, create=create)
 
 
 def student_tools(task: TaskSource | None) -> ToolBox:
@@ -141,13 +144,30 @@ def open_student(
         log=log,
         api_base=settings.student_api_base,
     )
+    if task is not None:
+        student.task, student.instructions = task.name, str(getattr(task, "instructions", "") or "")
     options = getattr(student.llm, "options", None)
     if options is not None and log is not None:
         log.event("llama_load", model=settings.student, extra_bufts=options.extra_bufts, reason=options.reason)
     if use_library:
-        lib = library if library is not None else open_library(settings)
-        student.retriever = retriever_for(student, lib, settings)
+        lib = library if library is not None else _existing_library(settings)
+        if lib is not None:
+            student.retriever = retriever_for(student, lib, settings)
     return student
+
+
+def _existing_library(settings: Settings) -> Library | None:
+    """The configured library for answering; none yet (a first ``agentkd ask``) means answering without one."""
+    from agentkd.errors import LibraryError
+
+    try:
+        return open_library(settings, create=False)
+    except LibraryError as exc:
+        if settings.library or settings.collection != "default":  # named by the user: a typo must not pass
+            raise
+        log.warning("no library yet at %s (%s): answering without one; `agentkd build` makes one",
+                    settings.library_path, str(exc).splitlines()[0])
+        return None
 
 
 def retriever_for(student: Student, library: Any, settings: Settings) -> Any:

@@ -139,6 +139,8 @@ class Student:
         self.temperature, self.seed, self.max_steps, self.max_tokens = temperature, seed, max_steps, max_tokens
         self.samples, self.sample_temperature, self.safe_tools = samples, sample_temperature, safe_tools
         self.first_thought, self.reuse_order = first_thought, reuse_order
+        self.task: str | None = None  # the task whose entries it retrieves when a caller names none
+        self.instructions = ""  # the task's answer instructions, when a caller gives none
         self.log = log or RunLog()
         self._previous_ids: list[str] = []
 
@@ -273,8 +275,12 @@ class Student:
         instructions: str = "",
         strategies: Sequence[Strategy] | None = None,
     ) -> Iterator[Event]:
-        """The events of one turn (see ``chat``)."""
+        """The events of one turn (see ``chat``). Without ``task``/``instructions`` the student's own defaults
+        (``Student.task``, ``Student.instructions``: what ``agentkd.parts.open_student`` set) apply, so a server
+        request gets the prompt an evaluation measured."""
         t0 = time.perf_counter()
+        task = task if task is not None else self.task
+        instructions = instructions or self.instructions
         query = next((str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"), "")
         chosen = [(s, 1.0) for s in strategies] if strategies is not None else self.retrieve(query, task)
         chosen = self._order(chosen)
