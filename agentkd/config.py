@@ -53,6 +53,18 @@ class Settings(BaseSettings):
         None, description="Base URL of an OpenAI-compatible server that serves the student (then `student` is the "
         "model name it serves); unset: the student runs in-process from its GGUF file."
     )
+    student_timeout: float = Field(
+        300.0, description="Seconds a served student may take to answer one request before it is abandoned."
+    )
+    api_key: SecretStr | None = Field(
+        None, description="API key that clients of `agentkd serve` must send as a bearer token (the openai "
+        "client's api_key); unset: no key is asked for."
+    )
+    allowed_hosts: str = Field(
+        "", description="Comma-separated extra Host names `agentkd serve` answers to; bound to localhost it "
+        "answers only to localhost names otherwise (DNS rebinding protection); * answers to any."
+    )
+    max_request_mb: float = Field(4.0, description="Largest request body `agentkd serve` accepts, in MB.")
     library: str = Field(
         "", description="Strategy library: a directory for an on-disk Chroma store or http://host:port for a server."
     )

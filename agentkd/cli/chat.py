@@ -17,6 +17,12 @@ if TYPE_CHECKING:
 
 console = Console()
 
+
+def _help(field: str) -> str:
+    """A setting's description, so --help and the environment never disagree."""
+    return str(Settings.model_fields[field].description)
+
+
 StudentOpt = Annotated[
     str | None,
     typer.Option("--student", help="Student: catalog name, .gguf path or hf:<owner>/<repo>/<file>.gguf "
@@ -154,15 +160,26 @@ def serve_command(
     first_thought: FirstThoughtOpt = False,
     max_steps: MaxStepsOpt = None,
     queue_limit: Annotated[int, typer.Option(help="Requests that may wait for the model before 503.")] = 64,
+    api_key: Annotated[str | None, typer.Option(help=_help("api_key") + " (env AGENTKD_API_KEY)")] = None,
+    allowed_host: Annotated[list[str] | None, typer.Option(help=_help("allowed_hosts") + " Repeatable "
+                                                           "(env AGENTKD_ALLOWED_HOSTS).")] = None,
+    max_request_mb: Annotated[float | None, typer.Option(help=_help("max_request_mb"))] = None,
 ) -> None:
     """Serve the student as an OpenAI-compatible API: /v1/chat/completions (streaming, tools) and /v1/models."""
     import uvicorn
 
     from agentkd.server import create_app
+    from agentkd.server.access import allowed_hosts
 
-    settings = get_settings(student=student, library=library, collection=collection)
+    settings = get_settings(student=student, library=library, collection=collection, api_key=api_key,
+                            max_request_mb=max_request_mb)
+    hosts = allowed_hosts(host, [*settings.allowed_hosts.split(","), *(allowed_host or [])])
     stu = open_student(settings, use_library=not no_library, samples=samples, first_thought=first_thought,
                        max_steps=max_steps, task=task)  # fmt: skip
     where = "no library" if no_library else f"library {settings.library_path} ({settings.collection})"
-    console.print(f"agentkd serving {stu.model_spec} ({where}) on http://{host}:{port}/v1", highlight=False)
-    uvicorn.run(create_app(stu, queue_limit=queue_limit), host=host, port=port, log_level="warning")
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    console.print(f"agentkd serving {stu.model_spec} ({where}) on http://{host}:{port}/v1"
+                  + (" (API key required)" if key else ""), highlight=False)
+    app = create_app(stu, queue_limit=queue_limit, api_key=key, allowed_hosts=hosts,
+                     max_request_bytes=int(settings.max_request_mb * (1 << 20)))
+    uvicorn.run(app, host=host, port=port, log_level="warning")

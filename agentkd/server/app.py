@@ -5,10 +5,12 @@
 - Requests *without* tools get the whole student: its own tools run here, the strategies are applied,
   and ``content`` is the worked transcript (the model's text, each tool's output, the final answer).
   The final answer alone, the strategies and the tool calls are in the extra ``agentkd`` field.
+- Every request is validated whole (``request.ChatRequest``): a malformed one is a 400 naming the field,
+  and the connection stays open. ``access`` checks the API key and the ``Host`` header first.
 - There is one model and one KV cache, so turns run one at a time on a single worker thread; requests
   wait in FIFO order (``queue_limit`` waiting at most, then 503). The event loop never blocks: events
-  cross from the worker to the request through an asyncio queue. A client that disconnects stops its
-  generation at the next token.
+  cross from the worker to the request through an asyncio queue. A client that disconnects, streaming
+  or not, stops its generation at the next token.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import contextlib
 import copy
 import json
+import logging
 import threading
 import time
 import uuid
@@ -25,31 +28,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
 
 from agentkd.errors import AgentKDError
+from agentkd.server.access import AccessGuard
+from agentkd.server.request import ChatRequest, problems
 from agentkd.student.agent_loop import Answer, Done, Event
 from agentkd.student.student import Student
 from agentkd.student.transcript import Transcript
 
-
-class ChatRequest(BaseModel):
-    """The fields of an OpenAI chat completion request that the student uses; others are accepted and ignored."""
-
-    model_config = ConfigDict(extra="allow")
-
-    model: str = ""
-    messages: list[dict[str, Any]] = Field(min_length=1)
-    stream: bool = False
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] = "auto"
-    temperature: float | None = None
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    seed: int | None = None
-    stream_options: dict[str, Any] | None = None
+log = logging.getLogger("agentkd.server")
+MAX_REQUEST_BYTES = 4 << 20  # a long conversation with tools is well under this; the model's context is smaller
 
 
 class Busy(Exception):
@@ -115,23 +106,6 @@ class ModelWorker:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _text(content: Any) -> str:
-    """OpenAI content: a string, or a list of parts of which the text parts are kept."""
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return "" if content is None else str(content)
-
-
-def _messages(req: ChatRequest) -> list[dict[str, Any]]:
-    out = []
-    for m in req.messages:
-        m = dict(m)
-        if "content" in m and m["content"] is not None:
-            m["content"] = _text(m["content"])
-        out.append(m)
-    return out
-
-
 def _for_request(student: Student, req: ChatRequest) -> Student:
     """A shallow copy with the request's sampling settings (same model and library; turns run one at a time)."""
     s = copy.copy(student)
@@ -160,12 +134,44 @@ def _usage(answer: Answer) -> dict[str, Any]:
     }
 
 
-def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+def _error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": status}},
+                        status_code=status)
 
 
-def create_app(student: Student, *, model_name: str | None = None, queue_limit: int = 64) -> FastAPI:
-    """The FastAPI app serving ``student``."""
+async def _read_request(request: Request, limit: int) -> ChatRequest | JSONResponse:
+    """The body, read whole (so the connection stays usable) up to ``limit`` bytes, as a validated request."""
+    too_big = _error(413, f"the request body is over the server's limit of {limit} bytes: send a shorter "
+                     "conversation, or start agentkd serve with a larger --max-request-mb", "request_too_large")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return too_big
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return too_big
+    try:
+        return ChatRequest.model_validate_json(bytes(body))
+    except ValidationError as exc:
+        message, param = problems(exc)
+        return _error(400, f"invalid request: {message}", param=param or None)
+
+
+async def _until_disconnect(request: Request) -> None:
+    """Return when the client goes away (the body is read already, so only the disconnect can arrive)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def create_app(student: Student, *, model_name: str | None = None, queue_limit: int = 64,
+               api_key: str | None = None, allowed_hosts: set[str] | None = None,
+               max_request_bytes: int = MAX_REQUEST_BYTES) -> FastAPI:
+    """The FastAPI app serving ``student``.
+
+    ``api_key``: clients must send it as a bearer token. ``allowed_hosts``: the ``Host`` names it answers
+    to (None: any; see ``access.allowed_hosts``). ``max_request_bytes``: the largest body accepted.
+    """
     name = model_name or Path(student.model_spec).name.removesuffix(".gguf")
     worker = ModelWorker(queue_limit)
 
@@ -174,8 +180,10 @@ def create_app(student: Student, *, model_name: str | None = None, queue_limit: 
         yield
         worker.close()
 
-    app = FastAPI(title="agentkd student", version="1", lifespan=lifespan)
+    app = FastAPI(title="agentkd student", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
     app.state.worker = worker
+    app.add_middleware(AccessGuard, api_key=api_key, hosts=allowed_hosts)  # type: ignore[arg-type]
     created = int(time.time())
 
     @app.get("/v1/models")
@@ -183,28 +191,43 @@ def create_app(student: Student, *, model_name: str | None = None, queue_limit: 
         return {"object": "list", "data": [{"id": name, "object": "model", "created": created, "owned_by": "agentkd"}]}
 
     @app.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(req: ChatRequest) -> JSONResponse | StreamingResponse:
-        stu = _for_request(student, req)
-        msgs = _messages(req)
-        make = lambda: stu.events(msgs, tools=req.tools or None, tool_choice=req.tool_choice)  # noqa: E731
-        cid, now = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        if req.stream:
-            events = worker.events(make)
-            try:
-                first = await anext(events)  # queue and start before the headers go out: errors become a status
-            except Busy as exc:
-                return _error(503, f"the model is busy: {exc}; retry shortly", "server_busy")
-            except AgentKDError as exc:
-                return _error(400, str(exc))
-            usage = bool((req.stream_options or {}).get("include_usage"))
-            chunks = _sse(_chunks(first, events, cid=cid, created=now, model=name, usage=usage))
-            return StreamingResponse(chunks, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    async def chat_completions(request: Request) -> Response:
+        req = await _read_request(request, max_request_bytes)
+        if isinstance(req, JSONResponse):
+            return req
         try:
-            answer, content = await _collect(worker.events(make))
+            return await _complete(request, req)
         except Busy as exc:
             return _error(503, f"the model is busy: {exc}; retry shortly", "server_busy")
         except AgentKDError as exc:
             return _error(400, str(exc))
+        except Exception as exc:  # our bug, not the client's: a clean 500 that keeps the connection, no traceback
+            log.error("chat completion failed: %s: %s", type(exc).__name__, exc)
+            return _error(500, f"the server failed on this request ({type(exc).__name__}: {exc}); please report "
+                          "it with the request", "server_error")
+
+    async def _complete(request: Request, req: ChatRequest) -> Response:
+        stu = _for_request(student, req)
+        msgs, tools, choice = req.message_dicts(), req.tool_dicts(), req.choice()
+        make = lambda: stu.events(msgs, tools=tools, tool_choice=choice)  # noqa: E731
+        cid, now = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        if req.stream:
+            events = worker.events(make)
+            first = await anext(events)  # queue and start before the headers go out: errors become a status
+            usage = bool(req.stream_options and req.stream_options.include_usage)
+            chunks = _sse(_chunks(first, events, cid=cid, created=now, model=name, usage=usage))
+            # Starlette stops iterating (and so the model) when the client disconnects
+            return StreamingResponse(chunks, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        collect = asyncio.ensure_future(_collect(worker.events(make)))
+        gone = asyncio.ensure_future(_until_disconnect(request))
+        await asyncio.wait({collect, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not collect.done():  # the client left: cancelling ends the event stream, which stops the model
+            collect.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await collect
+            return Response(status_code=499)  # nobody reads it; closes the request cleanly
+        gone.cancel()
+        answer, content = collect.result()
         message: dict[str, Any] = {"role": "assistant", "content": content or None}
         finish = answer.finish_reason
         if answer.pending_tool_calls:
@@ -266,6 +289,10 @@ async def _chunks(
                            "choices": [], "usage": _usage(answer)}  # fmt: skip
     except AgentKDError as exc:
         yield {"error": {"message": str(exc), "type": "invalid_request_error"}}
+    except Exception as exc:  # the headers are out: the error goes in the stream, no traceback
+        log.error("streamed chat completion failed: %s: %s", type(exc).__name__, exc)
+        yield {"error": {"message": f"the server failed on this request ({type(exc).__name__}: {exc})",
+                         "type": "server_error"}}
 
 
 async def _sse(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
