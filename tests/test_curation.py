@@ -33,7 +33,8 @@ def test_a_harmful_entry_is_retired_once_the_evidence_is_in(lib: Library) -> Non
     s = lib.record_trial("s-harmful", won_with=False, won_without=True)
     assert s is not None and s.status == "retired"
     stored = lib.get("s-harmful")
-    assert stored is not None and stored.status == "retired" and stored.effect == Effect(trials=6, wins_without=6, hurt=6)
+    assert stored is not None and stored.status == "retired"
+    assert stored.effect == Effect(trials=6, wins_without=6, hurt=6)
     assert stored.status_reason.startswith("auto-retired: lift -1.00 over 6 paired trials: helped 0, hurt 6 "
                                            "(sign test p=1.000 that it helps, p=0.016 that it hurts")
     last = lib.history("s-harmful")[-1]
