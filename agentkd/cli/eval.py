@@ -82,11 +82,13 @@ def eval_command(
     task: Annotated[str, typer.Option(help="Task source: gsm_symbolic (or any reasoning-gym name), tau2:retail, "
                                       "bfcl:simple, bfcl:multiple, spec:<file.yaml>, jsonl:<file.jsonl>, "
                                       "or module.path:Class (docs/adapters.md).")] = "gsm_symbolic",
-    split: Annotated[str, typer.Option(help="heldout (never used by builds) or train.")] = "heldout",
+    split: Annotated[str, typer.Option(help="heldout (never used by builds), heldout-unseen (gsm_symbolic: "
+                                       "only the templates builds never see) or train.")] = "heldout",
     n: Annotated[int, typer.Option("--n", help="Items; every arm answers the same ones.")] = 20,
     arms: Annotated[str, typer.Option(help="Comma-separated arms: student, student+library, "
                                       "student+library:<collection|collection@location|pack dir>, teacher; "
-                                      "add +cot for no tools (e.g. student+cot).")] = DEFAULT_ARMS,
+                                      "add +cot for no tools (e.g. student+cot), +vote:<k> to vote over k "
+                                      "answers (e.g. student+library+vote:5).")] = DEFAULT_ARMS,
     baseline: Annotated[str | None, typer.Option(help="The arm the others are compared with (default: the "
                                                  "student alone).")] = None,
     pack: Annotated[Path | None, typer.Option(help="Evaluate this strategy pack (strategies/<pack>) as the "
@@ -122,8 +124,8 @@ def eval_command(
     from agentkd.eval import EvalConfig, run_eval
     from agentkd.eval.packs import build_info, write_measurement
 
-    if split not in ("heldout", "train"):
-        raise ConfigError(f"unknown split {split!r}", hint="use --split heldout or --split train")
+    if split not in ("heldout", "heldout-unseen", "train"):
+        raise ConfigError(f"unknown split {split!r}", hint="use --split heldout, heldout-unseen or train")
     if resume and out is None:
         raise ConfigError("--resume needs the run's directory", hint="pass --out DIR of the interrupted run")
     if write_manifest and manifest is None and pack is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentkd.errors import TaskError
 from agentkd.schema import Scenario, Verdict, short_id
 from agentkd.tasks.base import Split, numeric_match
 
@@ -61,6 +62,9 @@ class ReasoningGymTask:
     def _draw(self, split: Split, n: int, seed: int, category: str | None) -> list[Scenario]:
         actual_seed = seed + (HELDOUT_SEED_OFFSET if split.startswith("heldout") else 0)
         if not self.templates:
+            if split == "heldout-unseen":
+                raise TaskError(f"{self.name} has no problem templates, so no 'heldout-unseen' split",
+                                hint="use --split heldout")
             data = self._rg.create_dataset(self.name, size=n, seed=actual_seed)
             return [self._scenario(data[i], split, actual_seed, self.name) for i in range(len(data))]
         allowed = set(self.categories(split)) if category is None else {category}

@@ -176,7 +176,7 @@ class SpecTask:
 
     def scenarios(self, split: Split, n: int, seed: int) -> list[Scenario]:
         """``n`` requests written by the teacher; held-out ones come from a seed range builds never use."""
-        return self._generate(split, n, seed + (HELDOUT_SEED_OFFSET if split == "heldout" else 0))
+        return self._generate(split, n, seed + (HELDOUT_SEED_OFFSET if split.startswith("heldout") else 0))
 
     def scenarios_for(self, category: str, n: int, seed: int, difficulty: int = 1) -> list[Scenario]:
         return self._generate("train", n, seed, category=category, difficulty=difficulty)
