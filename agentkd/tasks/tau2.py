@@ -177,7 +177,8 @@ class Tau2Task:
     def _ids(self, split: Split) -> list[str]:
         ids = self.splits.get(SPLITS.get(split, split))
         if ids is None:
-            raise TaskError(f"{self.name} has no {SPLITS.get(split, split)!r} split", hint=f"its splits: {', '.join(self.splits)}")
+            raise TaskError(f"{self.name} has no {SPLITS.get(split, split)!r} split",
+                            hint=f"its splits: {', '.join(self.splits)}")
         return [i for i in ids if i in self.tasks]
 
     def scenarios(self, split: Split, n: int, seed: int) -> list[Scenario]:
