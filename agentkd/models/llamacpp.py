@@ -21,7 +21,6 @@ Design notes
 from __future__ import annotations
 
 import codecs
-import ctypes
 import json
 import os
 import threading
@@ -31,9 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
-import numpy as np
 
-from agentkd.errors import ConfigError
 from agentkd.models.chat_template import (
     TOOL_CLOSE,
     TOOL_OPEN,
@@ -46,94 +43,36 @@ from agentkd.models.chat_template import (
     tool_call_schema,
     tool_name,
 )
+from agentkd.models.llamacpp_core import COMPUTE, ContextOverflowError, Decoder, Sampler, overflow
 from agentkd.models.llamacpp_loader import LoadOptions, open_llama, options_for
 
 __all__ = ["TOOL_CLOSE", "TOOL_OPEN", "ChatResult", "ContextOverflowError", "LocalLLM", "close_all",
            "parse_loose_tool_call", "shared", "tool_call_schema"]  # fmt: skip
 
 
-class ContextOverflowError(ConfigError):
-    """A prompt does not fit the model's context window."""
+_COMPUTE = COMPUTE  # one in-process model computes at a time (see llamacpp_core)
+_Sampler = Sampler  # its former home: tests patch it here
 
 
-class _Sampler:
-    """One generation's sampling: llama.cpp's chain (top-k, top-p, min-p, temperature) and a grammar checked last.
+class _Single:
+    """The single-sequence decoder: the ``Llama``'s own context, keeping the KV prefix shared with the last call."""
 
-    A token the grammar rejects is sampled again from the ``shortlist`` highest logits that it allows, and
-    only if it allows none of them from the whole vocabulary. Greedy output is still exactly the masked
-    argmax: the best allowed token among the highest logits is the best allowed token of all.
-    """
+    def __init__(self, owner: LocalLLM) -> None:
+        self.owner = owner
 
-    shortlist = 128
+    def start(self, tokens: list[int], sampler: Sampler) -> tuple[int, int]:
+        reuse = self.owner._prefill(tokens)
+        return reuse, sampler.sample(self.owner._llm._ctx.ctx, -1)
 
-    def __init__(self, llm: llama_cpp.Llama, temperature: float, grammar: llama_cpp.LlamaGrammar | None) -> None:
-        self._llm = llm
-        self.chain = llm._init_sampler(temp=temperature, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0)
-        self.grammar: Any = None
-        self.rejections = 0
-        if grammar is None:
-            return
-        self.grammar = llama_cpp.llama_sampler_init_grammar(
-            llm._model.vocab, grammar._grammar.encode(), grammar._root.encode()
-        )
-        if not self.grammar:
-            raise ValueError(f"llama.cpp could not parse the grammar:\n{grammar._grammar}")
-        self._n = llm.n_vocab()
-        self._ids = np.arange(self._n, dtype=np.int32)
-        self._data = (llama_cpp.llama_token_data * self._n)()
-        self._view = np.ctypeslib.as_array(self._data)
-        self._one = (llama_cpp.llama_token_data * 1)()
-
-    def sample(self) -> int:
-        if self.grammar is None:
-            return int(self.chain.sample(self._llm._ctx, -1))
-        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1), shape=(self._n,))
-        token = self._pick(logits, self._ids)
-        if not self._allowed(token, float(logits[token])):
-            self.rejections += 1
-            short = min(self.shortlist, self._n)
-            token = self._pick(logits, np.argpartition(logits, -short)[-short:], masked=True) if short else -1
-            if token < 0:
-                token = self._pick(logits, self._ids, masked=True)
-        llama_cpp.llama_sampler_accept(self.grammar, token)
-        self.chain.accept(token)
-        return token
-
-    def _pick(self, logits: np.ndarray, ids: np.ndarray, *, masked: bool = False) -> int:
-        """Run the chain (after the grammar, when ``masked``) over the tokens ``ids``; -1 if the grammar allows none."""
-        view = self._view[: len(ids)]
-        view["id"] = ids  # the chain sorts the array in place: fill it afresh each time
-        view["logit"] = logits[ids]
-        view["p"] = 0.0
-        arr = llama_cpp.llama_token_data_array(
-            data=ctypes.cast(self._data, llama_cpp.llama_token_data_p), size=len(ids), selected=-1, sorted=False
-        )
-        if masked:
-            llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(arr))
-            if not np.isfinite(view["logit"]).any():
-                return -1
-        llama_cpp.llama_sampler_apply(self.chain.sampler, ctypes.byref(arr))
-        return int(self._data[arr.selected].id)
-
-    def _allowed(self, token: int, logit: float) -> bool:
-        self._one[0] = llama_cpp.llama_token_data(token, logit, 0.0)
-        arr = llama_cpp.llama_token_data_array(
-            data=ctypes.cast(self._one, llama_cpp.llama_token_data_p), size=1, selected=-1, sorted=False
-        )
-        llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(arr))
-        return bool(np.isfinite(self._one[0].logit))
+    def advance(self, token: int, sampler: Sampler) -> int | None:
+        llm = self.owner._llm
+        if llm.n_tokens + 1 >= self.owner.n_ctx:
+            return None
+        llm.eval([token])
+        return sampler.sample(llm._ctx.ctx, -1)
 
     def close(self) -> None:
-        self.chain.close()
-        if self.grammar is not None:
-            llama_cpp.llama_sampler_free(self.grammar)
-            self.grammar = None
-
-
-# One in-process model computes at a time: each llama.cpp call already uses every core, and two at once
-# (a local teacher and the student, in a build's overlapping branches) would fight over them and both
-# run slower than one after the other.
-_COMPUTE = threading.RLock()
+        pass
 
 
 class LocalLLM:
@@ -160,6 +99,7 @@ class LocalLLM:
         self.path = Path(path)
         self.seed = seed
         self.lock = threading.RLock()
+        self._engine: Any = None  # llamacpp_batch.BatchEngine, made by the first batched call
         self.options = options or options_for(self.path, _home())
         self._llm = open_llama(
             self.path,
@@ -205,10 +145,7 @@ class LocalLLM:
         """Evaluate ``tokens``, keeping the KV cache of the prefix shared with what was evaluated before."""
         llm = self._llm
         if len(tokens) >= self.n_ctx:
-            raise ContextOverflowError(
-                f"the prompt is {len(tokens)} tokens but the context window is {self.n_ctx}.",
-                hint="start a new conversation, lower strategy_tokens, or raise n_ctx (env AGENTKD_N_CTX).",
-            )
+            raise overflow(len(tokens), self.n_ctx)
         common = 0
         for a, b in zip(llm._input_ids[: llm.n_tokens], tokens, strict=False):
             if a != b:
@@ -224,33 +161,37 @@ class LocalLLM:
         return reuse
 
     def _tokens(
-        self, prompt: list[int], stats: CallStats, temperature: float, grammar: llama_cpp.LlamaGrammar | None
-    ) -> Iterator[int]:
+        self, decoder: Decoder, prompt: list[int], stats: CallStats, temperature: float, seed: int,
+        grammar: llama_cpp.LlamaGrammar | None,
+    ) -> Iterator[int]:  # fmt: skip
         t0 = time.perf_counter()
-        cached = self._prefill(prompt)
-        stats.prefill += time.perf_counter() - t0
-        if stats.cached is None:
-            stats.cached = cached
-        sampler = _Sampler(self._llm, temperature, grammar)
+        sampler = Sampler(self._llm._model, temperature, seed, grammar)
         try:
+            cached, token = decoder.start(prompt, sampler)
+            stats.prefill += time.perf_counter() - t0
+            if stats.cached is None:
+                stats.cached = cached
             while True:
-                token = sampler.sample()
                 if stats.first_token is None:
                     stats.first_token = time.perf_counter()
                 yield token
-                if self._llm.n_tokens + 1 >= self.n_ctx:
+                # the next token is evaluated only when asked for: a reply cut at a stop string leaves it out
+                nxt = decoder.advance(token, sampler)
+                if nxt is None:
                     return
-                self._llm.eval([token])
+                token = nxt
         finally:
             stats.rejections += sampler.rejections
             sampler.close()
 
     def _stream_tokens(
         self,
+        decoder: Decoder,
         tokens: list[int],
         stats: CallStats,
         *,
         temperature: float,
+        seed: int,
         max_tokens: int,
         grammar: llama_cpp.LlamaGrammar | None = None,
         stop: tuple[str, ...] = (),
@@ -260,16 +201,16 @@ class LocalLLM:
 
         ``until(text)`` ends the reply early, e.g. once it holds a complete tool call written as bare JSON.
         """
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         text, pending = "", ""
         hold = max((len(s) for s in stop), default=0)
         vocab = self._llm._model.vocab
-        for n, token in enumerate(self._tokens(tokens, stats, temperature, grammar), start=1):
+        for n, token in enumerate(self._tokens(decoder, tokens, stats, temperature, seed, grammar), start=1):
             if llama_cpp.llama_token_is_eog(vocab, token):
                 yield pending, "stop"
                 return
             stats.generated += 1
-            pending += decoder.decode(self._llm.detokenize([token]))
+            pending += utf8.decode(self._llm.detokenize([token]))
             for s in stop:
                 if s in pending:
                     yield pending[: pending.index(s)], f"stop:{s}"
@@ -351,50 +292,82 @@ class LocalLLM:
 
         A tool call's JSON is not streamed: it arrives whole in the result.
         """
+        with self.lock, _COMPUTE:
+            yield from self.turn(
+                _Single(self), messages, tools=tools, tool_choice=tool_choice, temperature=temperature,
+                max_tokens=max_tokens, seed=seed, json_schema=json_schema, stop=stop, prefix=prefix,
+            )  # fmt: skip
+
+    def turn(
+        self,
+        decoder: Decoder,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] = "auto",
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        seed: int | None = None,
+        json_schema: dict[str, Any] | None = None,
+        stop: tuple[str, ...] = (),
+        prefix: str = "",
+    ) -> Iterator[str | ChatResult]:
+        """``chat_stream`` on ``decoder``'s sequence, without taking the locks (the decoder's owner schedules it)."""
+        seed = self.seed if seed is None else seed
+        try:
+            yield from self._turn(decoder, messages, tools, tool_choice, temperature, max_tokens, seed,
+                                  json_schema, stop, prefix)  # fmt: skip
+        finally:
+            decoder.close()
+
+    def _turn(
+        self, decoder: Decoder, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+        tool_choice: str | dict[str, Any], temperature: float, max_tokens: int, seed: int,
+        json_schema: dict[str, Any] | None, stop: tuple[str, ...], prefix: str,
+    ) -> Iterator[str | ChatResult]:  # fmt: skip
         stats = CallStats()
         offered = _offered(tools, tool_choice)
         forced = bool(offered) and tool_choice != "auto"
-        with self.lock, _COMPUTE:
-            self._llm.set_seed(self.seed if seed is None else seed)
-            shown = list(tools or []) if tool_choice == "none" else offered  # "none": seen, not callable
-            prompt_text = self.render(messages, shown or None) + prefix
-            prompt = self.tokenize(prompt_text)
-            if prefix:
-                yield prefix
-            parts: list[str] = []
-            finish = "stop"
-            if json_schema is not None or not forced:
-                grammar = _grammar(json_schema) if json_schema is not None else None
-                triggers = (TOOL_OPEN,) if offered and grammar is None else ()
-                names = {tool_name(t) for t in offered}
-                loose = (lambda text: parse_loose_tool_call(text, names) is not None) if triggers else None
-                for delta, reason in self._stream_tokens(
-                    prompt, stats, temperature=temperature, max_tokens=max_tokens, grammar=grammar,
-                    stop=stop + triggers, until=loose,
-                ):  # fmt: skip
-                    if delta:
-                        parts.append(delta)
-                        yield delta
-                    finish = reason or finish
-            content = "".join(parts)
-            call = None
-            if offered and (forced or finish == f"stop:{TOOL_OPEN}"):
-                head = prompt + self.tokenize(content + TOOL_OPEN + "\n")
-                raw_parts = []
-                budget = max(max_tokens - stats.generated, 1)
-                for delta, reason in self._stream_tokens(
-                    head, stats, temperature=temperature, max_tokens=budget, grammar=_grammar(tool_call_schema(offered))
-                ):
-                    raw_parts.append(delta)
-                    finish = reason or finish
-                raw = "".join(raw_parts)
-                try:
-                    call = json.loads(raw, strict=False)
-                except json.JSONDecodeError:  # cut off by max_tokens: the model's mistake, reported as text
-                    content, finish = f"{content}{TOOL_OPEN}{raw}", "length"
-            elif offered:
-                call = parse_loose_tool_call(content, {tool_name(t) for t in offered})
-                content = "" if call else content
+        shown = list(tools or []) if tool_choice == "none" else offered  # "none": seen, not callable
+        prompt_text = self.render(messages, shown or None) + prefix
+        prompt = self.tokenize(prompt_text)
+        if prefix:
+            yield prefix
+        parts: list[str] = []
+        finish = "stop"
+        if json_schema is not None or not forced:
+            grammar = _grammar(json_schema) if json_schema is not None else None
+            triggers = (TOOL_OPEN,) if offered and grammar is None else ()
+            names = {tool_name(t) for t in offered}
+            loose = (lambda text: parse_loose_tool_call(text, names) is not None) if triggers else None
+            for delta, reason in self._stream_tokens(
+                decoder, prompt, stats, temperature=temperature, seed=seed, max_tokens=max_tokens, grammar=grammar,
+                stop=stop + triggers, until=loose,
+            ):  # fmt: skip
+                if delta:
+                    parts.append(delta)
+                    yield delta
+                finish = reason or finish
+        content = "".join(parts)
+        call = None
+        if offered and (forced or finish == f"stop:{TOOL_OPEN}"):
+            head = prompt + self.tokenize(content + TOOL_OPEN + "\n")
+            raw_parts = []
+            budget = max(max_tokens - stats.generated, 1)
+            for delta, reason in self._stream_tokens(
+                decoder, head, stats, temperature=temperature, seed=seed, max_tokens=budget,
+                grammar=_grammar(tool_call_schema(offered)),
+            ):
+                raw_parts.append(delta)
+                finish = reason or finish
+            raw = "".join(raw_parts)
+            try:
+                call = json.loads(raw, strict=False)
+            except json.JSONDecodeError:  # cut off by max_tokens: the model's mistake, reported as text
+                content, finish = f"{content}{TOOL_OPEN}{raw}", "length"
+        elif offered:
+            call = parse_loose_tool_call(content, {tool_name(t) for t in offered})
+            content = "" if call else content
         end = time.perf_counter()
         finish = finish.split(":")[0] if finish != "grammar" else "stop"
         message: dict[str, Any] = {"role": "assistant", "content": (prefix + content).strip() or None}
@@ -417,6 +390,44 @@ class LocalLLM:
             timings=stats.timings(end),
         )
 
+    # -- batches ------------------------------------------------------------------------------
+    def batched(self, width: int) -> Any:
+        """This model as a ``llamacpp_batch.BatchedLLM``: turns from many threads decode as one batch of up
+        to ``width`` sequences (more queue). The engine is made once; a wider one replaces it when idle."""
+        from agentkd.models.llamacpp_batch import BatchedLLM, BatchEngine
+
+        with self.lock:
+            engine = self._engine
+            if engine is None or (engine.width < width and engine.busy == 0):
+                if engine is not None:
+                    engine.close()
+                engine = self._engine = BatchEngine(self, max(width, 1))
+        return BatchedLLM(self, engine)
+
+    def chat_batch(
+        self,
+        messages: list[dict[str, Any]] | list[list[dict[str, Any]]],
+        *,
+        n: int = 1,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> list[ChatResult]:
+        """Several turns decoded as one batch: ``n`` samples of one conversation (seeds ``seed``, ``seed + 1``…)
+        or, given a list of conversations, one turn each (all with ``seed``). Other arguments as ``chat``.
+
+        One sample runs on the single path, KV-prefix reuse and all.
+        """
+        base = self.seed if seed is None else seed
+        if messages and isinstance(messages[0], list):
+            convs: list[list[dict[str, Any]]] = list(messages)  # type: ignore[arg-type]
+            seeds = [base] * len(convs)
+        else:
+            convs = [messages] * n  # type: ignore[list-item]
+            seeds = [base + i for i in range(n)]
+        if len(convs) == 1:
+            return [self.chat(convs[0], seed=seeds[0], **kwargs)]
+        return list(self.batched(len(convs)).chat_batch(convs, seeds, **kwargs))
+
     def reset(self) -> None:
         """Forget the KV cache. Seeded sampling (temperature > 0) repeats exactly only from the same cache
         state, because a cached prefix is decoded in different batches; greedy decoding repeats regardless."""
@@ -424,6 +435,10 @@ class LocalLLM:
             self._llm.reset()
 
     def close(self) -> None:
+        engine = getattr(self, "_engine", None)
+        if engine is not None:
+            engine.close()  # its context runs on this model's weights: free it first
+            self._engine = None
         llm = getattr(self, "_llm", None)
         if llm is not None:
             llm.close()

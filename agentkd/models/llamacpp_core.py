@@ -1,0 +1,143 @@
+"""What the single-sequence path (``llamacpp``) and the batched engine (``llamacpp_batch``) share.
+
+- ``Sampler``: one token of one sequence, llama.cpp's chain (top-k, top-p, min-p, temperature) and a
+  grammar checked last. It reads one output row (``idx``) of a context, so each sequence of a batch
+  keeps its own chain, seed and grammar state.
+- ``Decoder``: how a chat turn evaluates tokens and samples the next one; the single path uses the
+  ``Llama``'s own context, the batched engine one sequence of a shared context.
+- ``COMPUTE``: the lock that lets one in-process model compute at a time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from typing import Any, Protocol
+
+import llama_cpp
+import numpy as np
+from llama_cpp import _internals
+
+from agentkd.errors import ConfigError
+
+# One in-process model computes at a time: each llama.cpp call already uses every core, and two at once
+# (a local teacher and the student, in a build's overlapping branches) would fight over them and both
+# run slower than one after the other.
+COMPUTE = threading.RLock()
+
+
+class ContextOverflowError(ConfigError):
+    """A prompt does not fit the model's context window."""
+
+
+def overflow(n: int, n_ctx: int) -> ContextOverflowError:
+    return ContextOverflowError(
+        f"the prompt is {n} tokens but the context window is {n_ctx}.",
+        hint="start a new conversation, lower strategy_tokens, or raise n_ctx (env AGENTKD_N_CTX).",
+    )
+
+
+def chain(temperature: float, seed: int) -> _internals.LlamaSampler:
+    """The chain ``Llama._init_sampler`` builds for our settings (its no-op penalties left out), with ``seed``."""
+    sampler = _internals.LlamaSampler()
+    if temperature == 0.0:
+        sampler.add_greedy()
+        return sampler
+    sampler.add_top_k(40)
+    sampler.add_typical(1.0, 1)
+    sampler.add_top_p(0.95, 1)
+    sampler.add_min_p(0.05, 1)
+    sampler.add_temp(temperature)
+    sampler.add_dist(seed)
+    return sampler
+
+
+class Sampler:
+    """One generation's sampling, grammar-last (as llama.cpp's ``common_sampler``).
+
+    A token the grammar rejects is sampled again from the ``shortlist`` highest logits that it allows, and
+    only if it allows none of them from the whole vocabulary. Greedy output is still exactly the masked
+    argmax: the best allowed token among the highest logits is the best allowed token of all.
+    """
+
+    shortlist = 128
+
+    def __init__(self, model: Any, temperature: float, seed: int, grammar: llama_cpp.LlamaGrammar | None) -> None:
+        """``model``: the ``llama_cpp._internals.LlamaModel`` whose vocabulary the grammar is written against."""
+        self.chain = chain(temperature, seed)
+        self.grammar: Any = None
+        self.rejections = 0
+        if grammar is None:
+            return
+        self.grammar = llama_cpp.llama_sampler_init_grammar(
+            model.vocab, grammar._grammar.encode(), grammar._root.encode()
+        )
+        if not self.grammar:
+            raise ValueError(f"llama.cpp could not parse the grammar:\n{grammar._grammar}")
+        self._n = model.n_vocab()
+        self._ids = np.arange(self._n, dtype=np.int32)
+        self._data = (llama_cpp.llama_token_data * self._n)()
+        self._view = np.ctypeslib.as_array(self._data)
+        self._one = (llama_cpp.llama_token_data * 1)()
+
+    def sample(self, ctx: Any, idx: int = -1) -> int:
+        """The next token from output row ``idx`` of the context ``ctx`` (a ``llama_context_p``)."""
+        if self.grammar is None:
+            return int(llama_cpp.llama_sampler_sample(self.chain.sampler, ctx, idx))  # accepts the token too
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, idx), shape=(self._n,))
+        token = self._pick(logits, self._ids)
+        if not self._allowed(token, float(logits[token])):
+            self.rejections += 1
+            short = min(self.shortlist, self._n)
+            token = self._pick(logits, np.argpartition(logits, -short)[-short:], masked=True) if short else -1
+            if token < 0:
+                token = self._pick(logits, self._ids, masked=True)
+        llama_cpp.llama_sampler_accept(self.grammar, token)
+        self.chain.accept(token)
+        return token
+
+    def _pick(self, logits: np.ndarray, ids: np.ndarray, *, masked: bool = False) -> int:
+        """Run the chain (after the grammar, when ``masked``) over the tokens ``ids``; -1 if the grammar allows none."""
+        view = self._view[: len(ids)]
+        view["id"] = ids  # the chain sorts the array in place: fill it afresh each time
+        view["logit"] = logits[ids]
+        view["p"] = 0.0
+        arr = llama_cpp.llama_token_data_array(
+            data=ctypes.cast(self._data, llama_cpp.llama_token_data_p), size=len(ids), selected=-1, sorted=False
+        )
+        if masked:
+            llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(arr))
+            if not np.isfinite(view["logit"]).any():
+                return -1
+        llama_cpp.llama_sampler_apply(self.chain.sampler, ctypes.byref(arr))
+        return int(self._data[arr.selected].id)
+
+    def _allowed(self, token: int, logit: float) -> bool:
+        self._one[0] = llama_cpp.llama_token_data(token, logit, 0.0)
+        arr = llama_cpp.llama_token_data_array(
+            data=ctypes.cast(self._one, llama_cpp.llama_token_data_p), size=1, selected=-1, sorted=False
+        )
+        llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(arr))
+        return bool(np.isfinite(self._one[0].logit))
+
+    def close(self) -> None:
+        self.chain.close()
+        if self.grammar is not None:
+            llama_cpp.llama_sampler_free(self.grammar)
+            self.grammar = None
+
+
+class Decoder(Protocol):
+    """One sequence's token loop, as a chat turn drives it."""
+
+    def start(self, tokens: list[int], sampler: Sampler) -> tuple[int, int]:
+        """Evaluate ``tokens`` (reusing what KV cache it can) and sample the next: (tokens reused, token)."""
+        ...
+
+    def advance(self, token: int, sampler: Sampler) -> int | None:
+        """Evaluate the sampled ``token`` and sample the next; None when the context window is full."""
+        ...
+
+    def close(self) -> None:
+        """The turn is over (its sequence may be reused)."""
+        ...
