@@ -393,14 +393,12 @@ class LocalLLM:
     # -- batches ------------------------------------------------------------------------------
     def batched(self, width: int) -> Any:
         """This model as a ``llamacpp_batch.BatchedLLM``: turns from many threads decode as one batch of up
-        to ``width`` sequences (more queue). The engine is made once; a wider one replaces it when idle."""
+        to ``width`` sequences (more queue). The engine is made once; a call for a wider one replaces it."""
         from agentkd.models.llamacpp_batch import BatchedLLM, BatchEngine
 
         with self.lock:
             engine = self._engine
-            if engine is None or (engine.width < width and engine.busy == 0):
-                if engine is not None:
-                    engine.close()
+            if engine is None or engine.width < width:  # a narrower one still in use is freed with its last user
                 engine = self._engine = BatchEngine(self, max(width, 1))
         return BatchedLLM(self, engine)
 

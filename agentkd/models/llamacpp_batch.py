@@ -242,11 +242,16 @@ class BatchEngine:
             req.error, req.done = error, True
             self._pending.remove(req)
 
+    def __del__(self) -> None:
+        self.close()
+
     def close(self) -> None:
-        if self._batch is not None:
+        if getattr(self, "_batch", None) is not None:
             llama_cpp.llama_batch_free(self._batch)
             self._batch = None  # type: ignore[assignment]
-        self._ctx.close()
+        ctx = getattr(self, "_ctx", None)
+        if ctx is not None:
+            ctx.close()
 
 
 class _Turn:
@@ -288,6 +293,10 @@ class BatchedLLM:
 
     def __getattr__(self, name: str) -> Any:  # tokenize, count_tokens, render, name, n_ctx, path...
         return getattr(self.owner, name)
+
+    def batched(self, width: int) -> BatchedLLM:
+        """Already batched: more turns share this engine (beyond its width they queue)."""
+        return self
 
     def chat_stream(self, messages: list[dict[str, Any]], **kwargs: Any) -> Iterator[str | ChatResult]:
         return self.owner.turn(_Turn(self.engine), messages, **kwargs)  # type: ignore[no-any-return]
