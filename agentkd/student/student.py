@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, Protocol, overload
 
@@ -212,11 +213,7 @@ class Student:
         The winner's tool calls and text are replayed as events; ``Answer.votes`` records every candidate's
         answer and the tally, and the transcript is the winner's.
         """
-        answers: list[Answer] = []
-        for i in range(self.samples):
-            loop = self._loop(None if i == 0 else self.sample_temperature, self.seed + i)
-            done = [e for e in loop.run([dict(m) for m in messages], **run) if isinstance(e, Done)]
-            answers.append(done[-1].answer)
+        answers = self._episodes(messages, run)
         chosen, tally = vote_answers([a.text for a in answers])
         winner = answers[chosen]
         for n, rec in enumerate(winner.tool_calls):
@@ -227,6 +224,22 @@ class Student:
                          "answers": [a.text for a in answers]}]
         winner.completion_tokens = sum(a.completion_tokens for a in answers)
         yield Done(winner)
+
+    def _episodes(self, messages: list[Message], run: dict[str, Any]) -> list[Answer]:
+        """A vote's ``samples`` episodes, in seed order. An in-process model runs them at once as sequences of
+        one batch (``LocalLLM.batched``, #16): each step reads the weights once for all of them."""
+
+        def episode(i: int, llm: Any) -> Answer:
+            loop = self._loop(None if i == 0 else self.sample_temperature, self.seed + i)
+            loop.llm = llm
+            done = [e for e in loop.run([dict(m) for m in messages], **run) if isinstance(e, Done)]
+            return done[-1].answer
+
+        if not hasattr(self.llm, "batched"):
+            return [episode(i, self.llm) for i in range(self.samples)]
+        batched = self.llm.batched(self.samples)
+        with ThreadPoolExecutor(self.samples, thread_name_prefix="agentkd-vote") as pool:
+            return list(pool.map(lambda i: episode(i, batched), range(self.samples)))
 
     # -- answering ------------------------------------------------------------------------------
     def ask(
