@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     strategy_tokens: int = Field(600, description="Token budget for packed strategies in the student's prompt.")
     samples: int = Field(1, description="Voting: the student samples this many executed answers and keeps the "
                          "majority final answer (1: one greedy answer).")
+    batch_width: int = Field(4, ge=1, description="Evaluation: independent items of a student arm run at once as "
+                             "sequences of one llama.cpp batch (in-process student; 1: one by one). Results at "
+                             "temperature 0 are the same either way.")
     max_steps: int = Field(4, description="Model calls per answer at most (each may run one tool).")
     # one build's knobs: the CLI, the Python API (BuildConfig) and eval read the same defaults
     iterations: int = Field(2, description="Rounds of plan → generate → attempt → judge → write → admit.")

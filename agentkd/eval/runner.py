@@ -3,13 +3,20 @@
 The scenarios are drawn once (``task.scenarios(split, n, seed)``); every arm answers exactly those,
 in that order. Each item's record and full transcript are appended to ``transcripts/<arm>.jsonl`` at
 once, so ``resume=True`` continues an interrupted run without redoing finished items.
+
+A student arm on an in-process model runs ``batch_width`` items at once (each in a thread, on its own
+copy of the student), their model calls decoded as sequences of one llama.cpp batch (#16): the same
+results at temperature 0 as one by one, in a fraction of the time.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +28,7 @@ from agentkd.eval.arms import ArmSpec, default_baseline, parse_arms
 from agentkd.eval.heldout import grade
 from agentkd.eval.results import EvalResult, ItemRecord, compare, read_transcripts, summarize
 from agentkd.eval.teacher_arm import TeacherSolver
-from agentkd.models.runlog import RunLog
+from agentkd.models.runlog import CallRecord, RunLog
 from agentkd.prompts import render
 from agentkd.schema import Attempt, Scenario
 from agentkd.tasks import EpisodeTask, TaskSource, run_attempt
@@ -115,8 +122,22 @@ class _Arena:
             return self.task.instructions
         return render("eval_cot.md", instructions=self.task.instructions)
 
+    def width(self, arm: ArmSpec) -> int:
+        """Items of ``arm`` run at once: a student arm on an in-process model batches (``batch_width``)."""
+        batchable = arm.who != "teacher" and not isinstance(self.task, EpisodeTask)  # an episode drives a teacher
+        return max(self.settings.batch_width, 1) if batchable and hasattr(self.student.llm, "batched") else 1
+
+    def item_solver(self, solver: Any, batched: Any, retrieval: threading.Lock) -> Any:
+        """A copy of the student for one item of a batch: the batched model, and a log of its own calls (the
+        item's token counts) that also feeds the run's log; retrieval stays one query at a time."""
+        item = copy.copy(solver)
+        item.llm, item.log = batched, _ItemLog(solver.log)
+        if solver.retriever is not None:
+            item.retriever = _OneAtATime(solver.retriever, retrieval)
+        return item
+
     def run_item(self, arm: ArmSpec, solver: Any, scenario: Scenario) -> tuple[ItemRecord, dict[str, Any]]:
-        log, role = (solver.teacher.log, "teacher") if arm.who == "teacher" else (self.student.log, "student")
+        log, role = (solver.teacher.log, "teacher") if arm.who == "teacher" else (solver.log, "student")
         before = replace(log.totals(role))  # a snapshot: the log's totals object keeps counting
         t0 = time.perf_counter()
         error = ""
@@ -205,18 +226,57 @@ def _run_arm(arena: _Arena, arm: ArmSpec, scenarios: list[Scenario], path: Path,
         path.write_text("", encoding="utf-8")
     progress("arm", name=arm.name, label=arm.label, resumed=sum(sc.id in done for sc in scenarios))
     solver = arena.solver(arm, progress)
+    width = arena.width(arm)
+    todo = [sc for sc in scenarios if sc.id not in done]
+    pool = ThreadPoolExecutor(width, thread_name_prefix="agentkd-eval") if width > 1 and len(todo) > 1 else None
+    if pool is not None:  # items run at once as sequences of one batch; written in scenario order all the same
+        batched, lock = solver.llm.batched(width), threading.Lock()
+        futures = {sc.id: pool.submit(arena.run_item, arm, arena.item_solver(solver, batched, lock), sc)
+                   for sc in todo}  # fmt: skip
     out: list[ItemRecord] = []
-    for sc in scenarios:
-        if sc.id in done:
-            record = ItemRecord.model_validate({k: v for k, v in done[sc.id].items() if k in ItemRecord.model_fields})
-            arena.resumed_seconds += record.seconds  # so the report's duration covers the interrupted part too
-        else:
-            record, detail = arena.run_item(arm, solver, sc)
-            with path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps({**record.model_dump(), **detail}, ensure_ascii=False, default=str) + "\n")
-        out.append(record)
-        progress("item", arm=arm.name, correct=record.correct)
+    try:
+        for sc in scenarios:
+            if sc.id in done:
+                record = ItemRecord.model_validate({k: v for k, v in done[sc.id].items()
+                                                    if k in ItemRecord.model_fields})  # fmt: skip
+                arena.resumed_seconds += record.seconds  # so the report's duration covers the interrupted part too
+            else:
+                record, detail = futures[sc.id].result() if pool is not None else arena.run_item(arm, solver, sc)
+                with path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps({**record.model_dump(), **detail}, ensure_ascii=False, default=str) + "\n")
+            out.append(record)
+            progress("item", arm=arm.name, correct=record.correct)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)  # an interrupted arm leaves no items running behind it
     return out
+
+
+class _ItemLog(RunLog):
+    """One item's calls: counted here (the item's tokens) and passed on to the run's log."""
+
+    def __init__(self, parent: RunLog) -> None:
+        super().__init__(None)
+        self.parent = parent
+
+    def record(self, rec: CallRecord) -> None:
+        super().record(rec)
+        self.parent.record(rec)
+
+    def event(self, kind: str, **data: Any) -> None:
+        self.parent.event(kind, **data)
+
+
+class _OneAtATime:
+    """A retriever shared by the items of a batch, searched by one of them at a time (the store's client and
+    its embedding model are not ours to prove thread-safe)."""
+
+    def __init__(self, inner: Any, lock: threading.Lock) -> None:
+        self.inner, self.lock = inner, lock
+
+    def search(self, query: str, *, k: int = 3, task: str | None = None) -> Any:
+        with self.lock:
+            return self.inner.search(query, k=k, task=task)
 
 
 def _finish(
