@@ -80,3 +80,23 @@ def test_a_rejected_record_never_absorbs_an_admitted_near_duplicate() -> None:
     admitted = Strategy(id="s-a", title="Rule a", trigger="When the price drops", body="Do the thing first!",
                         status="admitted", effect=Effect(trials=8, wins_with=5, helped=5))
     assert merge(rejected, admitted)[0].id == "s-a" and merge(admitted, rejected)[0].id == "s-a"
+
+
+def test_futility_stopping_never_admits_what_the_full_measurement_would_reject() -> None:
+    from agentkd.distill.admission import _reachable
+
+    # after 4 hurt pairs of 8, even 4 more helped (4-4) cannot reach alpha: stop
+    assert not _reachable(measurement([(False, True)] * 4).effect, 4, ALPHA)
+    # after one hurt pair, 7 helped of the rest could still (7-1, p = 8/256 <= 0.05): go on
+    assert _reachable(measurement([(False, True)]).effect, 7, ALPHA)
+    # every outcome a stopped run could go on to is rejected by the full rule: stopping changes no decision
+    rng = random.Random(3)
+    for _ in range(2000):
+        pairs = [(rng.random() < 0.5, rng.random() < 0.5) for _ in range(8)]
+        for i in range(8):
+            m = measurement(pairs[: i + 1])
+            if not _reachable(m.effect, sum(not wo for _, wo in pairs[i + 1:]), ALPHA):
+                assert not admit(measurement(pairs)).admitted
+                stopped = m.model_copy(update={"stopped": True})
+                assert not admit(stopped).admitted and "stopped after" in admit(stopped).reason
+                break

@@ -18,11 +18,12 @@ library keep being tested (``ablate_failure``) and retire by the same test the o
 
 from __future__ import annotations
 
+import zlib
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from agentkd.distill.items import ItemKind, choose, passes, probe_items
+from agentkd.distill.items import ItemKind, Probe, category_items, choose, passes, probe_items
 from agentkd.library.curation import ALPHA, admissible, describe, net_bounds, p_helps
 from agentkd.schema import Attempt, Effect, Scenario, Strategy
 
@@ -48,6 +49,7 @@ class Measurement(BaseModel):
     trials: list[Trial] = Field(default_factory=list)
     wanted: int = 8  # items asked for
     available: int = 0  # items the category offered (the rule asks for fewer only when it has fewer)
+    stopped: bool = False  # measuring stopped once the rule could no longer admit (futility)
 
     @property
     def effect(self) -> Effect:
@@ -90,15 +92,45 @@ def _with(ctx: BuildContext, sc: Scenario, candidate: Strategy) -> list[Strategy
 
 def measure_candidate(ctx: BuildContext, candidate: Strategy, category: str, iteration: int,
                       source: Scenario | None = None) -> Measurement:
-    """Paired trials of ``candidate`` on up to ``admission_items`` items of ``category``, never ``source``."""
+    """Paired trials of ``candidate`` on up to ``admission_items`` items of ``category``, never ``source``.
+
+    Measuring stops as soon as the rule can no longer admit the candidate, even if every remaining item
+    went its way (futility stopping): that only ever rejects earlier, so the chance-admission rate is
+    unchanged, and most candidates cost a few pairs instead of ``admission_items``. With probing off
+    (``probe_temperature`` 0) items are drawn and run one pair at a time, so a stopped candidate costs
+    no more than the pairs it ran.
+    """
     n = ctx.config.admission_items
-    pool = [p for p in probe_items(ctx, category, n, iteration, source) if source is None or p.scenario.id != source.id]
-    m = Measurement(candidate=candidate.id, category=category, iteration=iteration, wanted=n, available=len(pool))
-    for probe in choose(pool, n):
-        won = passes(ctx, probe.scenario, _with(ctx, probe.scenario, candidate))
-        m.trials.append(Trial(scenario=probe.scenario.id, item=probe.kind, passed_with=won,
-                              passed_without=probe.passed))
+    if ctx.config.probe_temperature > 0:
+        pool = [p for p in probe_items(ctx, category, n, iteration, source)
+                if source is None or p.scenario.id != source.id]
+        picked = choose(pool, n)
+        chosen: list[Probe] | None = picked
+        items: list[Scenario] = [p.scenario for p in picked]
+    else:
+        chosen, items = None, category_items(ctx, category, n, _seed(ctx, category, iteration), source)
+    m = Measurement(candidate=candidate.id, category=category, iteration=iteration, wanted=n, available=len(items))
+    for i, sc in enumerate(items):
+        probe = chosen[i] if chosen is not None else Probe(sc, passes(ctx, sc, None))
+        won = passes(ctx, sc, _with(ctx, sc, candidate))
+        m.trials.append(Trial(scenario=sc.id, item=probe.kind, passed_with=won, passed_without=probe.passed))
+        rest = chosen[i + 1:] if chosen is not None else None
+        can_help = sum(not p.passed for p in rest) if rest is not None else len(items) - i - 1
+        if not _reachable(m.effect, can_help, ctx.config.alpha):
+            m.stopped = True
+            break
     return m
+
+
+def _seed(ctx: BuildContext, category: str, iteration: int) -> int:
+    return ctx.config.seed + 104_729 * (iteration + 1) + zlib.crc32(category.encode()) % 10_000
+
+
+def _reachable(effect: Effect, can_help: int, alpha: float) -> bool:
+    """Whether the rule could still admit, if every remaining item the candidate could help went its way."""
+    best = effect.model_copy(update={"trials": effect.trials + can_help, "wins_with": effect.wins_with + can_help,
+                                     "helped": effect.helped + can_help})
+    return admissible(best, alpha)
 
 
 def admit(measurement: Measurement, alpha: float = ALPHA) -> Decision:
@@ -108,6 +140,10 @@ def admit(measurement: Measurement, alpha: float = ALPHA) -> Decision:
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(measurement.kinds().items())) or "none"
     detail = f"{describe(effect, alpha)}; items: {kinds}"
     need = min(measurement.wanted, measurement.available)
+    if measurement.stopped:
+        return Decision(admitted=False, reason=f"did not help: stopped after {effect.trials} items, when even "
+                        f"winning every remaining one could not reach alpha={alpha}; {detail}", p_value=p,
+                        lower_bound=lower, alpha=alpha)
     if need == 0 or effect.trials < need:
         return Decision(admitted=False, reason=f"did not help: too few items ({effect.trials} of {need}); {detail}",
                         p_value=p, lower_bound=lower, alpha=alpha)
