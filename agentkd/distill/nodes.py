@@ -1,7 +1,7 @@
 """The loop's steps. Each node takes the state and returns only the fields it changes.
 
-The parts (teacher, student, library, task) come in through ``BuildContext``; nothing here imports an
-SDK, so the steps can be read and tested on their own. ``graph.py`` wires them into the diagram.
+The parts (teacher, student, library, task) come in through ``BuildContext``, built by ``agentkd.parts``
+(or by a test, with a scripted teacher); ``graph.py`` wires the steps into the diagram.
 A round's scenarios go through attempt → judge → write_strategy → admit as parallel branches, up to
 ``teacher_concurrency`` at once, so teacher waits overlap student work; the student's episodes are
 serialized (``student_concurrency`` at a time: 1 for the in-process model, more for a server with slots).
@@ -21,8 +21,8 @@ from agentkd.distill.admission import ablate_failure, admit_candidate
 from agentkd.distill.context import BuildContext, StrategyStore
 from agentkd.distill.curriculum import Curriculum, allocate
 from agentkd.distill.grading import judge as judge_attempt
-from agentkd.distill.grading import leaks_answer
 from agentkd.distill.harvest import harvest_example
+from agentkd.distill.leaks import leaks_answer
 from agentkd.errors import TeacherError
 from agentkd.prompts import render
 from agentkd.schema import Attempt, Provenance, Scenario, Strategy, StrategyDraft, Verdict
@@ -266,9 +266,6 @@ class Nodes:
         except TeacherError as exc:  # gave up after retries: skip this scenario, keep going
             self.ctx.progress("skipped", scenario=sc.id, reason=str(exc).splitlines()[0])
             return {"scenario": sc.id, "reason": f"teacher failed: {exc}"}
-        if reason := leaks_answer(draft, sc):
-            self.ctx.progress("rejected", title=draft.title, reason=reason)
-            return {"scenario": sc.id, "reason": f"leaks the answer: {reason}", "title": draft.title}
         self.ctx.progress("candidate", title=draft.title)
         return Candidate(strategy=Strategy.from_draft(draft, task=sc.task, provenance=provenance), scenario_id=sc.id)
 

@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from agentkd.distill.grading import judge
-from agentkd.schema import Attempt, Scenario, Verdict
+from agentkd.schema import Scenario
 from agentkd.student.student import Student
-from agentkd.tasks import AttemptGrader, TaskSource, grade_attempt, run_attempt
+from agentkd.tasks import TaskSource, run_attempt
 
 
 @dataclass
@@ -37,11 +37,7 @@ class ArmResult:
         return self.score / self.total if self.total else 0.0
 
 
-def grade(task: TaskSource, scenario: Scenario, attempt: Attempt) -> Verdict:
-    """Ground truth (the task's own grading); a scenario without an answer goes to the judge."""
-    if isinstance(task, AttemptGrader) or scenario.answer is not None:
-        return grade_attempt(task, scenario, attempt)
-    return judge(task, scenario, attempt)
+grade = judge  # one grading function: the task's grader, else its answer check (``distill.grading.judge``)
 
 
 def run_arm(

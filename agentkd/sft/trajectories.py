@@ -19,7 +19,7 @@ from agentkd.distill.grading import judge
 from agentkd.errors import TaskError, TeacherError
 from agentkd.prompts import render
 from agentkd.schema import Attempt, Message, Scenario, Strategy, ToolCallRecord, Verdict
-from agentkd.tasks import AttemptGrader, EpisodeTask, TaskSource
+from agentkd.tasks import EpisodeTask, TaskSource
 from agentkd.teacher.teacher import Teacher
 from agentkd.tools import ToolBox
 
@@ -89,13 +89,6 @@ class AgentStudent(Protocol):
     def head(self, strategies: Sequence[Strategy]) -> list[Message]: ...
 
 
-def verify(task: TaskSource, scenario: Scenario, attempt: Attempt) -> Verdict:
-    """Ground truth: the judge's answer check, or the task's whole-attempt grader where there is no answer."""
-    if scenario.answer is None and isinstance(task, AttemptGrader):
-        return task.grade(scenario, attempt)
-    return judge(task, scenario, attempt)
-
-
 def _arguments(raw: Any) -> str:
     return raw if isinstance(raw, str) else json.dumps(raw if raw is not None else {}, ensure_ascii=False)
 
@@ -160,7 +153,7 @@ class TrajectoryCollector:
             return Dropped(scenario_id=scenario.id, stage="teacher", reason="empty final answer", messages=messages)
         attempt = Attempt(scenario_id=scenario.id, answer=answer, tool_calls=records,
                           strategy_ids=[s.id for s in strategies], transcript=messages)
-        verdict = verify(self.task, scenario, attempt)
+        verdict = judge(self.task, scenario, attempt)
         if not verdict.correct:
             reason = "wrong answer" if verdict.method == "ground_truth" else "not verified by the rubric"
             return Dropped(scenario_id=scenario.id, stage="judge", reason=reason, detail=verdict.reasons,
