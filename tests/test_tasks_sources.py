@@ -67,15 +67,27 @@ def test_sources_with_their_own_episode_and_grade_are_used() -> None:
     assert verdict.reasons == "ran with 'be brief'" and verdict.score == 0.25
 
 
-def test_gsm_symbolic_categories_are_its_templates() -> None:
+def test_gsm_symbolic_categories_are_its_templates_and_a_quarter_never_reaches_a_build() -> None:
     import reasoning_gym
 
     task = get_task("gsm_symbolic")
     scenarios = task.scenarios("train", 12, seed=3)
-    data = reasoning_gym.create_dataset("gsm_symbolic", size=12, seed=3)
-    assert [s.category for s in scenarios] == [f"template-{i:03d}" for i in data.task_indices]  # type: ignore[attr-defined]
+    data = reasoning_gym.create_dataset("gsm_symbolic", size=12 * 8, seed=3)
+    template = {data[i]["question"]: f"template-{t:03d}" for i, t in enumerate(data.task_indices)}  # type: ignore[attr-defined]
+    assert [s.category for s in scenarios] == [template[s.question] for s in scenarios]
     assert len({s.category for s in scenarios}) > 1  # not the item's position, which every dataset shares
     assert get_task("basic_arithmetic").scenarios("train", 2, seed=0)[0].category == "basic_arithmetic"
+    # the template split: builds (train, siblings, targeted draws) never see the held-back templates
+    unseen = set(task.categories("heldout-unseen"))
+    assert len(unseen) == len(task.templates) // 4 and not unseen & set(task.categories("train"))
+    assert not unseen & {s.category for s in task.scenarios("train", 200, seed=5)}
+    assert not unseen & {s.category for s in task.scenarios("heldout", 200, seed=5)}
+    assert {s.category for s in task.scenarios("heldout-unseen", 60, seed=5)} <= unseen
+    assert task.scenarios_for(sorted(unseen)[0], 3, seed=1) == []
+    sibling = task.siblings(scenarios[0], 3, seed=9)
+    assert len(sibling) == 3 and {s.category for s in sibling} == {scenarios[0].category}
+    with pytest.raises(TaskError, match="heldout-unseen"):
+        get_task("basic_arithmetic").scenarios("heldout-unseen", 2, seed=0)
 
 
 def test_every_name_resolves_or_says_what_to_use() -> None:
