@@ -9,10 +9,11 @@ from agentkd.config import VERSION as __version__
 if TYPE_CHECKING:
     from agentkd.config import Settings
     from agentkd.library import Library
+    from agentkd.parts import load_student
     from agentkd.student.student import Answer, Student
     from agentkd.teacher.teacher import Teacher
 
-__all__ = ["Answer", "Library", "Settings", "Student", "Teacher", "__version__"]
+__all__ = ["Answer", "Library", "Settings", "Student", "Teacher", "__version__", "load_student"]
 
 _LAZY = {
     "Settings": "agentkd.config",
@@ -20,6 +21,7 @@ _LAZY = {
     "Student": "agentkd.student.student",
     "Answer": "agentkd.student.student",
     "Teacher": "agentkd.teacher.teacher",
+    "load_student": "agentkd.parts",
 }
 
 

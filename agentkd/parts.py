@@ -103,10 +103,10 @@ def open_library(settings: Settings, *, create: bool = True) -> Library:
 
 def student_tools(task: TaskSource | None) -> ToolBox:
     """What the student may call: the task's own tools, else the Python sandbox (used as ```python blocks)."""
-    from agentkd.tools import ToolBox, python_tool
+    from agentkd.tools import code_tools
 
     own = getattr(task, "tools", None) if task is not None else None
-    return own() if callable(own) else ToolBox([python_tool()])
+    return own() if callable(own) else code_tools()
 
 
 def open_student(
@@ -168,6 +168,17 @@ def _existing_library(settings: Settings) -> Library | None:
         log.warning("no library yet at %s (%s): answering without one; `agentkd build` makes one",
                     settings.library_path, str(exc).splitlines()[0])
         return None
+
+
+def load_student(task: str | None = None, **overrides: Any) -> Student:
+    """The student ``agentkd ask --task`` runs and ``agentkd eval`` measures, for an app to embed.
+
+    ``overrides`` are settings (``library``, ``collection``, ``student``, ``samples``, ...); the rest come
+    from the environment (``AGENTKD_*``), as for the CLI.
+    """
+    from agentkd.config import get_settings
+
+    return open_student(get_settings(**overrides), task=load_task(task) if task else None)
 
 
 def retriever_for(student: Student, library: Any, settings: Settings) -> Any:

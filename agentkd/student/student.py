@@ -45,7 +45,7 @@ from agentkd.student.agent_loop import (
     relay,
 )
 from agentkd.student.voting import vote_answers
-from agentkd.tools import ToolBox, default_tools
+from agentkd.tools import ToolBox, code_tools
 
 __all__ = ["CODE_CLOSE", "CODE_OPEN", "Answer", "Event", "Retriever", "Student", "extract_code", "first_thought",
            "pack"]  # fmt: skip
@@ -135,7 +135,7 @@ class Student:
             self.llm = ServedLLM(str(model), api_base, n_ctx=n_ctx, seed=seed)
         else:
             self.llm = llamacpp.shared(catalog.resolve(str(model)), n_ctx=n_ctx, n_threads=n_threads, seed=seed)
-        self.tools = tools if tools is not None else default_tools()
+        self.tools = tools if tools is not None else code_tools()  # what parts.open_student gives
         self.retriever, self.k, self.strategy_tokens = retriever, k, strategy_tokens
         self.temperature, self.seed, self.max_steps, self.max_tokens = temperature, seed, max_steps, max_tokens
         self.samples, self.sample_temperature, self.safe_tools = samples, sample_temperature, safe_tools
