@@ -84,11 +84,11 @@ def plot_report(report: BuildReport, path: Path) -> Path | None:
         return None
     stats = report.state.stats
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
-    rounds = [s["iteration"] + 1 for s in stats]
-    left.plot(rounds, [s["passed"] / max(s["total"], 1) for s in stats], marker="o", label="pass rate (train batch)")
+    rounds = [s.iteration + 1 for s in stats]
+    left.plot(rounds, [s.passed / max(s.total, 1) for s in stats], marker="o", label="pass rate (train batch)")
     cumulative, total = [], 0
     for s in stats:
-        total += s["admitted"]
+        total += s.admitted
         cumulative.append(total)
     twin = left.twinx()
     twin.bar(rounds, cumulative, alpha=0.25, color="tab:green", label="admitted (cumulative)")
@@ -117,12 +117,12 @@ def print_report(console: Console, report: BuildReport) -> None:
         rounds.add_column(col, justify="right")
     for s in state.stats:
         rounds.add_row(
-            str(s["iteration"] + 1),
-            f"{s['passed']}/{s['total']}",
-            str(s["candidates"]),
-            str(s["admitted"]),
-            f"{s['teacher_tokens']:,}",
-            f"${s['cost_usd']:.4f}",
+            str(s.iteration + 1),
+            f"{s.passed}/{s.total}",
+            str(s.candidates),
+            str(s.admitted),
+            f"{s.teacher_tokens:,}",
+            f"${s.cost_usd:.4f}",
         )
     console.print(rounds)
     if state.stop_reason:

@@ -68,13 +68,30 @@ class ScenarioOutput(BaseModel):
     outcomes: list[Outcome] = Field(default_factory=list)
 
 
+class RoundStats(BaseModel):
+    """One round's figures, for the report, the plot and the budget's gain-per-token stop."""
+
+    iteration: int
+    passed: int
+    total: int
+    candidates: int = 0
+    admitted: int = 0  # entries new this round
+    lift_sum: float = 0.0
+    teacher_tokens: int = 0  # spent this round
+    cost_usd: float = 0.0  # spent so far
+    time: float = 0.0
+
+    def __getitem__(self, name: str) -> Any:  # stats[0]["passed"], as callers of the old dicts wrote it
+        return getattr(self, name)
+
+
 class BuildState(BaseModel):
     """The loop's state; every field is checkpointable."""
 
     iteration: int = 0
     scenarios: list[Scenario] = Field(default_factory=list)  # this round's
     outcomes: Annotated[list[Outcome], operator.add] = Field(default_factory=list)  # every round's, appended
-    stats: list[dict[str, Any]] = Field(default_factory=list)
+    stats: list[RoundStats] = Field(default_factory=list)
     curriculum: Curriculum = Field(default_factory=Curriculum)
     plan: dict[str, int] = Field(default_factory=dict)
     stop_reason: str = ""
@@ -141,12 +158,12 @@ class Nodes:
     def plan(self, state: BuildState) -> dict[str, Any]:
         """Check the budget, then split the next batch across categories by the curriculum's mix."""
         usage = self.ctx.log.totals("teacher")
-        last = state.stats[-1] if state.stats else {}
+        last = state.stats[-1] if state.stats else None
         reason = self.ctx.config.budget.exceeded(
             teacher_tokens=usage.tokens,
             cost_usd=usage.cost_usd,
-            last_gain=last.get("lift_sum"),
-            last_tokens=last.get("teacher_tokens", 0),
+            last_gain=last.lift_sum if last else None,
+            last_tokens=last.teacher_tokens if last else 0,
         )
         if reason:
             self.ctx.progress("stop", reason=reason)
@@ -186,19 +203,19 @@ class Nodes:
         if raised:
             self.ctx.progress("difficulty", raised=raised)
         usage = self.ctx.log.totals("teacher")
-        spent_before = sum(s.get("teacher_tokens", 0) for s in state.stats)
+        spent_before = sum(s.teacher_tokens for s in state.stats)
         earlier = [o.admitted for o in state.outcomes if o.admitted and o.iteration < state.iteration]
-        row = {
-            "iteration": state.iteration,
-            "passed": sum(o.verdict.correct for o in outcomes),
-            "total": len(outcomes),
-            "candidates": sum(bool(o.candidate) for o in outcomes),
-            "admitted": len({o.admitted for o in outcomes if o.admitted} - set(earlier)),  # new entries only
-            "lift_sum": sum(o.lift for o in outcomes),
-            "teacher_tokens": usage.tokens - spent_before,
-            "cost_usd": usage.cost_usd,
-            "time": time.time(),
-        }
+        row = RoundStats(
+            iteration=state.iteration,
+            passed=sum(o.verdict.correct for o in outcomes),
+            total=len(outcomes),
+            candidates=sum(bool(o.candidate) for o in outcomes),
+            admitted=len({o.admitted for o in outcomes if o.admitted} - set(earlier)),  # new entries only
+            lift_sum=sum(o.lift for o in outcomes),
+            teacher_tokens=usage.tokens - spent_before,
+            cost_usd=usage.cost_usd,
+            time=time.time(),
+        )
         return {"curriculum": curriculum, "iteration": state.iteration + 1, "stats": [*state.stats, row]}
 
     # --- once per scenario ---
