@@ -23,7 +23,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agentkd.config import get_settings
 from agentkd.distill.build import _admitted, _write_spec, latest_unfinished_run
-from agentkd.distill.graph import check_checkpoint
+from agentkd.distill.checkpoints import check_checkpoint
 from agentkd.distill.nodes import BuildState
 from agentkd.errors import LibraryError, ModelNotFoundError, RunStateError
 from agentkd.library import Library

@@ -106,7 +106,7 @@ def load_run(settings: Settings, run_id: str) -> dict[str, Any]:
 def _check_resumable(log_path: Path, ckpt_path: Path, run_id: str) -> None:
     """A resumed run continues from its checkpoint or not at all: starting over quietly would write a run
     record that lists none of the entries the library already holds from it."""
-    from agentkd.distill.graph import check_checkpoint
+    from agentkd.distill.checkpoints import check_checkpoint
 
     if not ckpt_path.exists() and not (log_path.is_file() and log_path.stat().st_size):
         return  # killed before its first model call: there is nothing to lose, so it simply starts

@@ -13,7 +13,6 @@ writes for one failure while the student attempts another scenario or measures a
 from __future__ import annotations
 
 import sqlite3
-import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +22,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
+from agentkd.distill.checkpoints import RESTART_HINT
 from agentkd.distill.nodes import (
     BuildContext,
     BuildState,
@@ -75,57 +75,6 @@ def build_graph(ctx: BuildContext, checkpointer: Any = None) -> Any:
     return g.compile(checkpointer=checkpointer)
 
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-_WAL_MAGIC = (0x377F0682, 0x377F0683)
-_RESTART = "start a new run with `agentkd build` (the entries earlier runs admitted stay in the library)."
-
-
-def check_checkpoint(path: str | Path, thread_id: str) -> None:
-    """Raise ``RunStateError`` naming the file unless ``path`` holds an intact checkpoint of ``thread_id``.
-
-    Runs before SQLite opens the file: opening would fold a damaged write-ahead log into the database (or
-    drop it) without a word, and an empty or missing file would just become a new, empty checkpoint store,
-    so ``--resume`` would quietly start over.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise RunStateError(f"the checkpoint of run {thread_id} is missing: {path}.", hint=_RESTART)
-    with path.open("rb") as f:
-        header = f.read(100)
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        what = "empty" if not header.strip(b"\x00") else "not a SQLite database"
-        raise RunStateError(f"the checkpoint of run {thread_id} is unusable ({what}): {path}.", hint=_RESTART)
-    _check_wal(Path(f"{path}-wal"), thread_id)
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            ok = conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
-            query = "SELECT 1 FROM checkpoints WHERE thread_id = ? LIMIT 1"
-            found = ok and conn.execute(query, (thread_id,)).fetchone() is not None
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as e:
-        raise RunStateError(f"the checkpoint of run {thread_id} is unusable ({e}): {path}.", hint=_RESTART) from e
-    if not ok:
-        raise RunStateError(f"the checkpoint of run {thread_id} is damaged (SQLite quick_check failed): {path}.",
-                            hint=_RESTART)
-    if not found:
-        raise RunStateError(f"the checkpoint file of run {thread_id} holds no checkpoint of it: {path}.", hint=_RESTART)
-
-
-def _check_wal(wal: Path, thread_id: str) -> None:
-    """A write-ahead log is a 32-byte header and whole frames (24 bytes + one page); anything else was cut."""
-    size = wal.stat().st_size if wal.is_file() else 0
-    if not size:
-        return
-    with wal.open("rb") as f:
-        header = f.read(32)
-    magic, page = (struct.unpack(">II", header[:4] + header[8:12]) if len(header) == 32 else (0, 0))
-    if magic not in _WAL_MAGIC or not page or (size - 32) % (24 + page):
-        raise RunStateError(f"the checkpoint of run {thread_id} is unusable: its write-ahead log {wal} is "
-                            f"truncated or damaged ({size} bytes).", hint=_RESTART)
-
-
 @contextmanager
 def sqlite_checkpointer(path: str | Path) -> Iterator[Any]:
     """A SQLite checkpointer at ``path`` (created if needed), closed on exit."""
@@ -150,7 +99,7 @@ def run(ctx: BuildContext, *, checkpointer: Any = None, thread_id: str = "build"
     if resume and checkpointer is not None:
         saved = graph.get_state(config)
         if not saved.values:
-            raise RunStateError(f"there is no checkpoint of run {thread_id} to resume.", hint=_RESTART)
+            raise RunStateError(f"there is no checkpoint of run {thread_id} to resume.", hint=RESTART_HINT)
         if not saved.next:  # the loop had finished (killed during the held-out measurement): do not run it again
             return BuildState.model_validate(saved.values)
         return BuildState.model_validate(graph.invoke(None, config))
