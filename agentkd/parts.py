@@ -10,6 +10,7 @@ functions so that ``agentkd --help`` stays fast.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -185,7 +186,23 @@ def retriever_for(student: Student, library: Any, settings: Settings) -> Any:
     """The measured retrieval over ``library``: score threshold, MMR diversity, packing in the student's tokens."""
     from agentkd.library.retrieval import MMRRetriever
 
-    return MMRRetriever(library, count_tokens=student.llm.count_tokens, budget_tokens=settings.strategy_tokens)
+    return OneQueryAtATime(MMRRetriever(library, count_tokens=student.llm.count_tokens,
+                                        budget_tokens=settings.strategy_tokens))
+
+
+class OneQueryAtATime:
+    """A retriever that answers one query at a time: batched episodes run in threads, and a query is
+    milliseconds (the embedder and Chroma's client are not made to be shared between threads)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self._lock = inner, threading.Lock()
+
+    def search(self, query: str, **kwargs: Any) -> Any:
+        with self._lock:
+            return self.inner.search(query, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def attach_teacher(task: Any, teacher: Any, name: str) -> None:

@@ -12,7 +12,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 Message = dict[str, Any]  # OpenAI-shaped: {"role": ..., "content": ..., "tool_calls": [...]}
 
@@ -173,6 +173,14 @@ class Strategy(BaseModel):
     uses: int = Field(default=0, ge=0)
     successes: int = Field(default=0, ge=0)
     worked: WorkedExample | None = None  # kind "example": the verified solution
+
+    @model_validator(mode="before")
+    @classmethod
+    def _example_program_is_the_body(cls, data: Any) -> Any:
+        """A worked example's program is the entry's body (what a reviewer reads and edits in its file)."""
+        if isinstance(data, dict) and isinstance(data.get("worked"), dict) and "program" not in data["worked"]:
+            data = {**data, "worked": {**data["worked"], "program": data.get("body", "")}}
+        return data
 
     @field_validator("successes")
     @classmethod

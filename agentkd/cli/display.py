@@ -137,6 +137,19 @@ def print_report(console: Console, report: BuildReport) -> None:
             arm.name, f"{arm.accuracy:.0%}", f"{arm.correct}/{arm.total}", f"{arm.seconds / max(arm.total, 1):.1f}"
         )
     console.print(table)
+    if len(report.arms) == 2 and report.arms[0].total:
+        from agentkd.eval.stats import paired_bootstrap
+
+        alone, used = ([float(bool(i["correct"])) for i in arm.items] for arm in report.arms)
+        d = paired_bootstrap(alone, used, seed=0)
+        console.print(f"library vs alone: {d.diff.value * 100:+.0f} pp, paired 95% CI [{d.diff.low * 100:+.0f}, "
+                      f"{d.diff.high * 100:+.0f}]; {d.wins} items won, {d.losses} lost"
+                      + (" (the interval spans zero: not a measured lift)" if d.diff.low <= 0 <= d.diff.high else ""),
+                      highlight=False)
+    coverage = report.coverage
+    if coverage is not None:
+        covered, total = coverage
+        console.print(f"worked examples: {covered} of {total} categories have an admitted one", highlight=False)
     tu = report.teacher_usage
     plot = plot_report(report, Path(report.runlog).with_suffix(".png")) if report.runlog else None
     console.print(

@@ -19,6 +19,7 @@ library keep being tested (``ablate_failure``) and retire by the same test the o
 from __future__ import annotations
 
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -97,8 +98,8 @@ def measure_candidate(ctx: BuildContext, candidate: Strategy, category: str, ite
     Measuring stops as soon as the rule can no longer admit the candidate, even if every remaining item
     went its way (futility stopping): that only ever rejects earlier, so the chance-admission rate is
     unchanged, and most candidates cost a few pairs instead of ``admission_items``. With probing off
-    (``probe_temperature`` 0) items are drawn and run one pair at a time, so a stopped candidate costs
-    no more than the pairs it ran.
+    (``probe_temperature`` 0) items are drawn and run a chunk at a time (as many pairs as the student runs
+    at once), so a stopped candidate costs little more than the pairs it needed.
     """
     n = ctx.config.admission_items
     if ctx.config.probe_temperature > 0:
@@ -110,16 +111,38 @@ def measure_candidate(ctx: BuildContext, candidate: Strategy, category: str, ite
     else:
         chosen, items = None, category_items(ctx, category, n, _seed(ctx, category, iteration), source)
     m = Measurement(candidate=candidate.id, category=category, iteration=iteration, wanted=n, available=len(items))
-    for i, sc in enumerate(items):
-        probe = chosen[i] if chosen is not None else Probe(sc, passes(ctx, sc, None))
-        won = passes(ctx, sc, _with(ctx, sc, candidate))
-        m.trials.append(Trial(scenario=sc.id, item=probe.kind, passed_with=won, passed_without=probe.passed))
-        rest = chosen[i + 1:] if chosen is not None else None
-        can_help = sum(not p.passed for p in rest) if rest is not None else len(items) - i - 1
-        if not _reachable(m.effect, can_help, ctx.config.alpha):
-            m.stopped = True
-            break
+    # a chunk of items runs at once (its episodes batch on an in-process model, or use a server's slots)
+    runs_per_item = 1 if chosen is not None else 2
+    chunk = max(1, ctx.config.student_concurrency // runs_per_item)
+    for start in range(0, len(items), chunk):
+        part = list(range(start, min(start + chunk, len(items))))
+        results = _run_pairs(ctx, candidate, [items[i] for i in part],
+                             [chosen[i] for i in part] if chosen is not None else None)
+        for i, (probe, won) in zip(part, results, strict=True):
+            m.trials.append(Trial(scenario=items[i].id, item=probe.kind, passed_with=won, passed_without=probe.passed))
+            rest = chosen[i + 1:] if chosen is not None else None
+            can_help = sum(not p.passed for p in rest) if rest is not None else len(items) - i - 1
+            if not _reachable(m.effect, can_help, ctx.config.alpha):
+                m.stopped = True
+                return m
     return m
+
+
+def _run_pairs(ctx: BuildContext, candidate: Strategy, items: list[Scenario], probes: list[Probe] | None
+               ) -> list[tuple[Probe, bool]]:
+    """Each item's pair (the probe without the candidate, and a run with it), the runs of all items at once."""
+    jobs: list[tuple[Scenario, list[Strategy] | None]] = [(sc, _with(ctx, sc, candidate)) for sc in items]
+    if probes is None:
+        jobs += [(sc, None) for sc in items]
+    if len(jobs) == 1:
+        outcomes = [passes(ctx, jobs[0][0], jobs[0][1])]
+    else:
+        with ThreadPoolExecutor(len(jobs), thread_name_prefix="agentkd-admit") as pool:
+            outcomes = list(pool.map(lambda job: passes(ctx, job[0], job[1]), jobs))
+    won = outcomes[: len(items)]
+    found = probes if probes is not None else [Probe(sc, ok) for sc, ok in zip(items, outcomes[len(items):],
+                                                                                strict=True)]
+    return list(zip(found, won, strict=True))
 
 
 def _seed(ctx: BuildContext, category: str, iteration: int) -> int:

@@ -40,6 +40,16 @@ class BuildReport:
     runlog: str = ""
     run_id: str = ""
     alpha: float = 0.05  # level of the admission rule, for the chance-admission line
+    coverage: tuple[int, int] | None = None  # categories with an admitted worked example, of the task's
+
+
+def batch_student(student: Any, settings: Settings) -> int:
+    """Give an in-process student the batched engine (``batch_width`` sequences); the width it got (1: none)."""
+    width = settings.batch_width
+    if width <= 1 or settings.student_api_base or not hasattr(student.llm, "batched"):
+        return 1
+    student.llm = student.llm.batched(width)
+    return width
 
 
 def _run_files(settings: Settings, run_id: str) -> tuple[Path, Path, Path]:
@@ -184,6 +194,9 @@ def run_build(
     parts = open_parts(settings, log, task)
     attach_teacher(task, parts["teacher"], settings.teacher)
     parts["teacher"].scrub = default_scrubber(settings.teacher, scrub)
+    width = batch_student(parts.student, settings)
+    if width > 1:  # the round's branches (attempts, admission trials) decode as sequences of one batch
+        config = dataclasses.replace(config, student_concurrency=max(config.student_concurrency, width))
     ctx = BuildContext(
         teacher=parts["teacher"],
         student=parts["student"],
@@ -201,8 +214,8 @@ def run_build(
     progress("eval", n=len(scenarios) * 2)
     tick = lambda: progress("eval_item")  # noqa: E731
     arms = [
-        run_arm("student alone", ctx.student, task, scenarios, use_library=False, progress=tick),
-        run_arm("student + library", ctx.student, task, scenarios, use_library=True, progress=tick),
+        run_arm("student alone", ctx.student, task, scenarios, use_library=False, progress=tick, width=width),
+        run_arm("student + library", ctx.student, task, scenarios, use_library=True, progress=tick, width=width),
     ]
     spec = _read_spec(spec_path)
     admitted = _admitted(state, log_path, ctx.library)
@@ -221,7 +234,21 @@ def run_build(
         runlog=str(log.path),
         run_id=run_id,
         alpha=config.alpha,
+        coverage=example_coverage(task, ctx.library),
     )
+
+
+def example_coverage(task: Any, library: Any) -> tuple[int, int] | None:
+    """How many of the task's (train) categories have an admitted worked example in the library."""
+    categories = getattr(task, "categories", None)
+    if categories is None or not hasattr(library, "list"):
+        return None
+    known = set(categories("train"))
+    if len(known) <= 1:
+        return None
+    examples = library.list(status="admitted", kind="example", task=task.name)
+    covered = {e.worked.category for e in examples if e.worked is not None} & known
+    return len(covered), len(known)
 
 
 _PERSISTED = (

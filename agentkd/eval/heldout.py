@@ -8,6 +8,7 @@ episode when it has one (``run_attempt``) and its own grading (``grade``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from agentkd.distill.grading import judge
@@ -48,27 +49,31 @@ def run_arm(
     *,
     use_library: bool,
     progress: Callable[[], None] | None = None,
+    width: int = 1,
 ) -> ArmResult:
-    """Evaluate ``student`` on ``scenarios``; without the library it gets no strategies at all."""
-    arm = ArmResult(name)
-    for sc in scenarios:
+    """Evaluate ``student`` on ``scenarios``; without the library it gets no strategies at all. ``width`` items
+    run at once (a batched in-process model, or a server's slots); the result is in scenario order."""
+
+    def one(sc: Scenario) -> dict[str, object]:
         attempt = run_attempt(task, student, sc, strategies=None if use_library else [])
         verdict = grade(task, sc, attempt)
-        arm.correct += int(verdict.correct)
-        arm.score += verdict.score
-        arm.total += 1
-        arm.seconds += attempt.seconds
-        arm.completion_tokens += attempt.completion_tokens
-        arm.items.append(
-            {
-                "id": sc.id,
-                "correct": verdict.correct,
-                "score": verdict.score,
-                "expected": sc.answer,
-                "answer": attempt.answer[-200:],
-                "strategies": attempt.strategy_ids,
-            }
-        )
         if progress:
             progress()
+        return {"id": sc.id, "correct": verdict.correct, "score": verdict.score, "expected": sc.answer,
+                "answer": attempt.answer[-200:], "strategies": attempt.strategy_ids, "seconds": attempt.seconds,
+                "completion_tokens": attempt.completion_tokens}
+
+    if width > 1 and len(scenarios) > 1:
+        with ThreadPoolExecutor(width, thread_name_prefix="agentkd-heldout") as pool:
+            items = list(pool.map(one, scenarios))
+    else:
+        items = [one(sc) for sc in scenarios]
+    arm = ArmResult(name)
+    for item in items:
+        arm.correct += int(bool(item["correct"]))
+        arm.score += float(item["score"])  # type: ignore[arg-type]
+        arm.total += 1
+        arm.seconds += float(item.pop("seconds"))  # type: ignore[arg-type]
+        arm.completion_tokens += int(item.pop("completion_tokens"))  # type: ignore[call-overload]
+        arm.items.append(item)
     return arm

@@ -64,7 +64,7 @@ _Dumper.add_representer(datetime, _timestamp)
 
 def render_file(s: Strategy) -> str:
     """The entry as a strategy file."""
-    data = _utc(s.model_dump(exclude={"body"}))
+    data = _utc(s.model_dump(exclude={"body": True, "worked": {"program"}}))  # an example's program is its body
     front = yaml.dump(
         data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=2**31 - 1
     )
