@@ -72,7 +72,7 @@ def canonical_command(settings: Settings, opts: dict[str, Any]) -> str:
             args += [f"--{flag.replace('_', '-')}", str(opts[flag])]
     if not opts["tools"]:
         args.append("--no-tools")
-    if settings.n_ctx != 4096:
+    if settings.n_ctx != Settings.model_fields["n_ctx"].default:
         args += ["--n-ctx", str(settings.n_ctx)]
     args += ["--out", str(opts["out"])]
     return shlex.join(args)

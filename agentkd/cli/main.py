@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -69,6 +70,14 @@ LibraryOpt = Annotated[
         "server (env AGENTKD_LIBRARY; default ~/.agentkd/library).",
     ),
 ]
+def setting(name: str, *flags: str) -> Any:
+    """A CLI option whose help is the setting's own description (and env variable): written once, in config.py."""
+    from agentkd.config import Settings
+
+    field = Settings.model_fields[name]
+    return typer.Option(*flags, help=f"{field.description} (env AGENTKD_{name.upper()}, default {field.default}).")
+
+
 CollectionOpt = Annotated[str | None, typer.Option("--collection", help="Collection inside the library.")]
 
 
@@ -127,17 +136,15 @@ def models_pull(
 def build(
     task: Annotated[str, typer.Option(help="Task source: gsm_symbolic, any reasoning-gym name, tau2:retail, "
                                       "bfcl:simple, bfcl:multiple, or spec:<domain.yaml>.")] = "gsm_symbolic",
-    iterations: Annotated[int, typer.Option(help="Rounds of plan → generate → attempt → judge → write → admit.")] = 2,
-    batch_size: Annotated[int, typer.Option(help="Scenarios the student attempts per round.")] = 6,
-    heldout: Annotated[int, typer.Option(help="Held-out items for the before/after measurement.")] = 12,
-    siblings: Annotated[int, typer.Option(help="Deprecated, ignored: see --admission-items.")] = 1,
-    admission_items: Annotated[int | None, typer.Option(
-        help="Paired items of its category each candidate is measured on (env AGENTKD_ADMISSION_ITEMS, default 8).")
-    ] = None,
-    alpha: Annotated[float | None, typer.Option(help="Level of the one-sided sign test that admits a candidate "
-                                                "(env AGENTKD_ADMISSION_ALPHA, default 0.05).")] = None,
-    max_strategies: Annotated[int, typer.Option(help="Entries the teacher writes per round, from the first "
-                                                "failures judged.")] = 2,
+    iterations: Annotated[int | None, setting("iterations")] = None,
+    batch_size: Annotated[int | None, setting("batch_size")] = None,
+    heldout: Annotated[int | None, setting("heldout")] = None,
+    siblings: Annotated[int | None, typer.Option(help="Deprecated, ignored: see --admission-items.")] = None,
+    admission_items: Annotated[int | None, setting("admission_items")] = None,
+    alpha: Annotated[float | None, setting("admission_alpha", "--alpha")] = None,
+    probe_temperature: Annotated[float | None, setting("probe_temperature")] = None,
+    max_strategies: Annotated[int | None, setting("max_strategies")] = None,
+    samples: Annotated[int | None, setting("samples")] = None,
     teacher_concurrency: Annotated[int, typer.Option(help="Teacher calls in flight at once.")] = 4,
     student_api_base: Annotated[str | None, typer.Option(help="Reach the student on an OpenAI-compatible server "
                                                          "(e.g. http://localhost:8080/v1; --student is then the "
@@ -172,23 +179,23 @@ def build(
     from agentkd.distill.curriculum import Budget
 
     settings = get_settings(teacher=teacher, student=student, library=library, collection=collection, seed=seed,
-                            student_api_base=student_api_base)
+                            student_api_base=student_api_base, iterations=iterations, batch_size=batch_size,
+                            heldout=heldout, admission_items=admission_items, admission_alpha=alpha,
+                            probe_temperature=probe_temperature, max_strategies=max_strategies, samples=samples)
     if student_concurrency > 1 and not settings.student_api_base:
-        raise ConfigError("--student-concurrency > 1 needs a served student: an in-process model computes one "
-                          "episode at a time.", hint="add --student-api-base URL, or drop --student-concurrency")
+        raise ConfigError("--student-concurrency > 1 needs a served student; an in-process student already runs "
+                          "batch_width episodes at once (AGENTKD_BATCH_WIDTH).",
+                          hint="add --student-api-base URL, or drop --student-concurrency")
     if resume == "last":
         resume = latest_unfinished_run(settings)
         if resume is None:
             raise ConfigError("there is no unfinished run to resume.", hint="start one with `agentkd build`.")
     budget = Budget(max_teacher_tokens=max_teacher_tokens, max_cost_usd=max_cost,
                     max_seconds=max_minutes * 60 if max_minutes else None, min_gain_per_1k_tokens=min_gain)
-    config = BuildConfig(iterations=iterations, batch_size=batch_size, seed=settings.seed, siblings=siblings,
-                         admission_items=admission_items or settings.admission_items,
-                         alpha=alpha or settings.admission_alpha, probe_temperature=settings.probe_temperature,
-                         max_strategies_per_iteration=max_strategies, teacher_concurrency=teacher_concurrency,
-                         student_concurrency=student_concurrency, budget=budget)
-    with BuildDisplay(console, iterations=iterations, batch_size=batch_size) as display:
-        report = run_build(settings, task_name=task, config=config, heldout=heldout, progress=display.update,
+    config = dataclasses.replace(BuildConfig.from_settings(settings), teacher_concurrency=teacher_concurrency,
+                                 student_concurrency=student_concurrency, budget=budget)
+    with BuildDisplay(console, iterations=config.iterations, batch_size=config.batch_size) as display:
+        report = run_build(settings, task_name=task, config=config, heldout=settings.heldout, progress=display.update,
                            resume=resume, scrub=scrub)
     print_report(console, report)
 

@@ -149,7 +149,7 @@ def run_build(
     *,
     task_name: str = "gsm_symbolic",
     config: BuildConfig | None = None,
-    heldout: int = 20,
+    heldout: int | None = None,
     progress: Progress = lambda event, **data: None,
     resume: str | None = None,
     scrub: bool | None = None,
@@ -163,7 +163,8 @@ def run_build(
     from agentkd.teacher.scrubber import default_scrubber
 
     t0 = time.perf_counter()
-    config = config or BuildConfig(seed=settings.seed)
+    config = config or BuildConfig.from_settings(settings)
+    heldout = settings.heldout if heldout is None else heldout
     if resume:
         saved = load_run(settings, resume)
         settings = settings.model_copy(update=saved["settings"])

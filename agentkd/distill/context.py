@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agentkd.config import Settings
 from agentkd.distill.curriculum import Budget
 from agentkd.models.runlog import RunLog
 from agentkd.schema import Strategy
@@ -21,23 +22,34 @@ class StrategyStore(Protocol):
     def get(self, strategy_id: str) -> Strategy | None: ...
 
 
+def _default(name: str) -> Any:
+    return Settings.model_fields[name].default
+
+
 @dataclass
 class BuildConfig:
-    """Knobs of one build."""
+    """Knobs of one build; the defaults are the settings' (``agentkd.config.Settings``), as the CLI's are."""
 
-    iterations: int = 2
-    batch_size: int = 6
-    max_strategies_per_iteration: int = 3
-    siblings: int = 2  # no longer used (admission_items decides); kept so older run specs still resume
-    admission_items: int = 8  # paired items of its category each candidate is measured on (admission.py)
-    alpha: float = 0.05  # level of the one-sided sign test that admits a candidate (library/curation.py)
-    probe_temperature: float = 0.7  # one sampled run per item finds the items the student solves sometimes
+    iterations: int = _default("iterations")
+    batch_size: int = _default("batch_size")
+    max_strategies_per_iteration: int = _default("max_strategies")
+    siblings: int = 1  # no longer used (admission_items decides); kept so older run specs still resume
+    admission_items: int = _default("admission_items")  # paired items each candidate is measured on
+    alpha: float = _default("admission_alpha")  # level of the one-sided sign test that admits a candidate
+    probe_temperature: float = _default("probe_temperature")  # a sampled run per item finds "sometimes" items
     teacher_concurrency: int = 4
-    student_concurrency: int = 1  # >1 only helps a student served with several slots
+    student_concurrency: int = 1  # episodes at once: a server's slots, or an in-process batch's width
     teacher_solves: bool = True  # the teacher solves the failed scenario first, for contrast
     examples: bool = True  # a failure's verified teacher program becomes an ``example`` candidate
-    seed: int = 1234
+    seed: int = _default("seed")
     budget: Budget = field(default_factory=Budget)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BuildConfig:
+        """The build the settings (environment and overrides) describe."""
+        return cls(iterations=settings.iterations, batch_size=settings.batch_size,
+                   max_strategies_per_iteration=settings.max_strategies, admission_items=settings.admission_items,
+                   alpha=settings.admission_alpha, probe_temperature=settings.probe_temperature, seed=settings.seed)
 
 
 @dataclass
