@@ -40,6 +40,10 @@ class ModelCorruptError(ModelNotFoundError):
     """A model file exists but fails its checksum or GGUF header check."""
 
 
+class ContextOverflowError(ConfigError):
+    """A prompt does not fit the model's context window."""
+
+
 class ModelCrashError(ConfigError):
     """llama.cpp dies natively loading or running a model on this machine (found by the canary, in a child)."""
 

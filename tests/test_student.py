@@ -168,3 +168,31 @@ def test_a_last_step_that_still_calls_a_tool_answers_with_the_last_tool_output()
 
     answer = list(AgentLoop(ScriptedLLM(script), ToolBox([calculator]), max_steps=2).run([]))[-1].answer  # type: ignore[union-attr]
     assert answer.text == "6" and answer.finish_reason == "length"
+
+
+def test_malformed_tool_call_json_is_fed_back_for_the_model_to_fix() -> None:
+    def script(messages: list[dict[str, Any]], kw: dict[str, Any]) -> dict[str, Any]:
+        tool_turns = [m for m in messages if m["role"] == "tool"]
+        if not tool_turns:
+            return call("calculator", '{"expression": "2*3"')  # the closing brace is missing
+        if len(tool_turns) == 1:
+            assert "not valid JSON" in tool_turns[0]["content"]  # the model reads what went wrong
+            return call("calculator", '{"expression": "2*3"}')
+        return {"content": f"Answer: {tool_turns[-1]['content']}"}
+
+    answer = list(AgentLoop(ScriptedLLM(script), ToolBox([calculator]), max_steps=4).run([]))[-1].answer  # type: ignore[union-attr]
+    assert answer.text == "Answer: 6"
+    assert [c.error for c in answer.tool_calls] == [True, False]
+
+
+def test_a_context_overflow_ends_the_episode_with_a_clear_outcome() -> None:
+    from agentkd.errors import ContextOverflowError
+
+    def script(messages: list[dict[str, Any]], kw: dict[str, Any]) -> dict[str, Any]:
+        if any(m["role"] == "tool" for m in messages):
+            raise ContextOverflowError("the prompt is 5000 tokens but the context window is 4096.")
+        return call("calculator", '{"expression": "40+2"}')
+
+    answer = list(AgentLoop(ScriptedLLM(script), ToolBox([calculator]), max_steps=4).run([]))[-1].answer  # type: ignore[union-attr]
+    assert answer.finish_reason == "context" and "context window" in answer.error
+    assert answer.text == "42"  # the last tool output is the best answer there is

@@ -10,12 +10,15 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from agentkd.chat import ChatResult, final_result
+
+__all__ = ["ChatResult", "final_result"]  # their home is agentkd.chat; many callers import them from here
 
 TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"
 
@@ -29,32 +32,6 @@ CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-
-
-@dataclass
-class ChatResult:
-    """One assistant turn. ``message`` is OpenAI-shaped (role, content, tool_calls).
-
-    ``timings`` holds ``ttft`` (seconds from the call to the first sampled token), ``prefill`` (seconds
-    spent evaluating the prompt), ``decode_tps`` (tokens per second after the first) and
-    ``grammar_rejections`` (tokens for which the grammar had to mask the whole vocabulary).
-    """
-
-    message: dict[str, Any]
-    finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
-    seconds: float
-    cached_tokens: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def content(self) -> str:
-        return str(self.message.get("content") or "")
-
-    @property
-    def tool_calls(self) -> list[dict[str, Any]]:
-        return list(self.message.get("tool_calls") or [])
 
 
 @dataclass
@@ -76,16 +53,6 @@ class CallStats:
             "decode_tps": (self.generated - 1) / (end - first) if self.generated > 1 and end > first else 0.0,
             "grammar_rejections": float(self.rejections),
         }
-
-
-def final_result(stream: Iterable[str | ChatResult]) -> ChatResult:
-    """Drain a ``chat_stream`` (text deltas, then one ``ChatResult``) and return the result."""
-    result = None
-    for item in stream:
-        if isinstance(item, ChatResult):
-            result = item
-    assert result is not None, "a chat stream ends with its ChatResult"
-    return result
 
 
 def tool_call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:

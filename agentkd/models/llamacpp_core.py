@@ -18,16 +18,12 @@ import llama_cpp
 import numpy as np
 from llama_cpp import _internals
 
-from agentkd.errors import ConfigError
+from agentkd.errors import ContextOverflowError
 
 # One in-process model computes at a time: each llama.cpp call already uses every core, and two at once
 # (a local teacher and the student, in a build's overlapping branches) would fight over them and both
 # run slower than one after the other.
 COMPUTE = threading.RLock()
-
-
-class ContextOverflowError(ConfigError):
-    """A prompt does not fit the model's context window."""
 
 
 def overflow(n: int, n_ctx: int) -> ContextOverflowError:

@@ -17,14 +17,16 @@ import json
 import re
 from collections.abc import Collection, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from agentkd.chat import ChatModel
+from agentkd.errors import ContextOverflowError
 from agentkd.models.chat_template import parse_loose_tool_call
 from agentkd.models.runlog import CallRecord, RunLog
 from agentkd.prompts import render
 from agentkd.schema import Message, Strategy, ToolCallRecord
 from agentkd.student.voting import Action, execute, vote
-from agentkd.tools import ToolBox
+from agentkd.tools import ToolBox, ToolResult
 
 CODE_OPEN, CODE_CLOSE = "```python", "\n```\n"
 _CODE = re.compile(r"```(?:python|py)\n(.*?)(?:```|$)", re.S)
@@ -59,6 +61,7 @@ class Answer:
     pending_tool_calls: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     votes: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""  # why the episode ended early (the context overflowed), for the transcript and the judge
 
 
 @dataclass(frozen=True)
@@ -97,16 +100,6 @@ class Done:
 
 
 Event = StrategiesRetrieved | TextDelta | ToolCallStarted | ToolCallFinished | Done
-
-
-class ChatModel(Protocol):
-    """What the loop needs of a model (``agentkd.models.llamacpp.LocalLLM`` has it)."""
-
-    def chat_stream(
-        self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = ...,
-        tool_choice: str | dict[str, Any] = ..., temperature: float = ..., max_tokens: int = ...,
-        seed: int | None = ..., stop: tuple[str, ...] = ..., prefix: str = ...,
-    ) -> Iterator[Any]: ...  # fmt: skip
 
 
 class AgentLoop:
@@ -149,10 +142,14 @@ class AgentLoop:
                 "stop": (CODE_CLOSE,),
                 "prefix": prefix if step == 0 else "",
             }
-            if self.samples > 1:
-                action = yield from self._consistent_action(messages, step, last, kwargs, answer)
-            else:
-                action = yield from self._action(messages, step, last, kwargs, self.temperature, self.seed)
+            try:
+                if self.samples > 1:
+                    action = yield from self._consistent_action(messages, step, last, kwargs, answer)
+                else:
+                    action = yield from self._action(messages, step, last, kwargs, self.temperature, self.seed)
+            except ContextOverflowError as exc:  # the conversation outgrew the context: an outcome, not a crash
+                answer.finish_reason, answer.error = "context", str(exc).splitlines()[0]
+                break
             answer.steps = step + 1
             self._account(answer, action, first=step == 0)
             if action.name is None:
@@ -163,7 +160,7 @@ class AgentLoop:
         out_of_steps = not answer.text or parse_loose_tool_call(answer.text, set(self.tools.names)) is not None
         if out_of_steps and answer.tool_calls:  # the last tool output is the best answer we have
             answer.text = answer.tool_calls[-1].result
-            answer.finish_reason = "length"
+            answer.finish_reason = answer.finish_reason if answer.error else "length"
         yield Done(answer)
 
     # -- one step -------------------------------------------------------------------------------
@@ -190,7 +187,14 @@ class AgentLoop:
     def _classify(self, result: Any, last: bool) -> Action:
         if result.tool_calls:
             call = result.tool_calls[0]
-            return Action(result, call["function"]["name"], json.loads(call["function"]["arguments"]), call["id"])
+            raw = call["function"]["arguments"]
+            try:
+                args = json.loads(raw) if isinstance(raw, str) else dict(raw or {})
+            except (json.JSONDecodeError, TypeError, ValueError) as exc:  # the model's mistake: it reads it, retries
+                bad = ToolResult(output=f"the call's arguments are not valid JSON ({exc}); call it again with a "
+                                        "JSON object of the arguments", error=True)
+                return Action(result, call["function"]["name"], {}, call.get("id", "call_0"), output=bad)
+            return Action(result, call["function"]["name"], args, call.get("id", "call_0"))
         code = extract_code(result.content) if self.code_tool and not last else None
         if code is not None and self.code_tool is not None:
             return Action(result, self.code_tool, {"code": code}, f"code_{len(code)}_{hash(code) % 10**8}", code=True)

@@ -14,48 +14,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agentkd.chat import ChatModel, ChatResult, final_result
 from agentkd.errors import TaskError
 from agentkd.models.runlog import CallRecord
 from agentkd.schema import Message, Strategy, ToolCallRecord
 from agentkd.tools import ToolBox
 
 
-class ChatReply(Protocol):
-    """One assistant turn (``agentkd.models.llamacpp.ChatResult`` has these)."""
-
-    @property
-    def message(self) -> dict[str, Any]: ...
-
-    @property
-    def prompt_tokens(self) -> int: ...
-
-    @property
-    def completion_tokens(self) -> int: ...
-
-    @property
-    def seconds(self) -> float: ...
-
-
-class ChatLLM(Protocol):
-    """A chat model with tool calls (``agentkd.models.llamacpp.LocalLLM``)."""
-
-    def chat(
-        self,
-        messages: list[dict[str, Any]],
-        *,
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: str | dict[str, Any] = "auto",
-        temperature: float = 0.0,
-        max_tokens: int = 512,
-        seed: int | None = None,
-    ) -> ChatReply: ...
-
-
 class StudentLike(Protocol):
     """The members of ``agentkd.student.student.Student`` that a task's own episode loop uses."""
 
     @property
-    def llm(self) -> ChatLLM: ...
+    def llm(self) -> ChatModel: ...
 
     @property
     def temperature(self) -> float: ...
@@ -69,8 +39,8 @@ class StudentLike(Protocol):
     def retrieve(self, question: str, task: str | None = None) -> list[tuple[Strategy, float]]: ...
 
 
-class ChatModel(Protocol):
-    """A model that completes a conversation (``agentkd.teacher.teacher.Teacher``): the simulated customer."""
+class Customer(Protocol):
+    """What plays the simulated customer: a model that completes a conversation (``Teacher.complete``)."""
 
     def complete(self, messages: list[Message], *, purpose: str = ..., max_tokens: int = ...) -> dict[str, Any]: ...
 
@@ -128,19 +98,19 @@ def chat(
     purpose: str,
     max_tokens: int | None = None,
     tool_choice: str = "auto",
-) -> ChatReply | None:
+) -> ChatResult | None:
     """One student call, logged to the student's run log; None when the conversation is too long."""
     limit = max_tokens or student.max_tokens
     if not _fits(student.llm, messages, tools, limit):
         return None
-    result = student.llm.chat(
+    result = final_result(student.llm.chat_stream(
         messages,
         tools=tools,
         tool_choice=tool_choice,
         temperature=student.temperature,
         max_tokens=limit,
         seed=student.seed,
-    )
+    ))
     log = getattr(student, "log", None)
     if log is not None:
         log.record(

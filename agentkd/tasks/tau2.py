@@ -24,7 +24,7 @@ from agentkd.errors import TaskError
 from agentkd.prompts import render
 from agentkd.schema import Attempt, Message, Scenario, Strategy, Verdict
 from agentkd.tasks.base import Split, package_dir
-from agentkd.tasks.episode import ChatModel, Stopwatch, StudentLike, agent_turn, choose_strategies, require_fit
+from agentkd.tasks.episode import Customer, Stopwatch, StudentLike, agent_turn, choose_strategies, require_fit
 from agentkd.tasks.tau2_grade import STOP, USER_STOPS, expected_db_hash, grade_episode
 from agentkd.tasks.tau2_tools import DB, WRITE_TOOLS, RetailTools, fresh, normalize
 from agentkd.tools import ToolBox
@@ -94,7 +94,7 @@ class Tau2Task:
         self,
         domain: str = "retail",
         *,
-        customer: ChatModel | None = None,
+        customer: Customer | None = None,
         customer_view: Literal["roles", "transcript"] = "roles",
         max_turns: int = 15,
         max_tool_steps: int = 6,

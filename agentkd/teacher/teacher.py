@@ -11,11 +11,12 @@ import json
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from agentkd.chat import JSON, ChatResult, ToolChoice, ToolSpec
 from agentkd.errors import TeacherError, TeacherOutputError, TeacherUnavailable
 from agentkd.models.runlog import CallRecord, RunLog
 from agentkd.prompts import render
@@ -75,6 +76,45 @@ class Teacher:
         self, messages: list[Message], *, purpose: str = "chat", max_tokens: int = 512, **params: Any
     ) -> dict[str, Any]:
         """One assistant message (OpenAI-shaped), after retrying transient faults."""
+        return dict(self._call(messages, purpose, max_tokens, params)["choices"][0]["message"])
+
+    def chat_stream(
+        self, messages: list[Message], *, tools: list[ToolSpec] | None = None, tool_choice: ToolChoice = "auto",
+        temperature: float | None = None, max_tokens: int = 512, seed: int | None = None, stop: tuple[str, ...] = (),
+        json_schema: JSON | None = None, prefix: str = "", purpose: str = "chat",
+    ) -> Iterator[str | ChatResult]:
+        """The teacher as a ``ChatModel`` (``agentkd.chat``): one turn, with that call's own usage.
+
+        The reply arrives whole (the provider's stream is not relayed), as one delta and then the result.
+        """
+        params: dict[str, Any] = {}
+        if tools:
+            params.update(tools=tools, tool_choice=tool_choice)
+        if stop:
+            params["stop"] = list(stop)
+        if temperature is not None:
+            params["temperature"] = temperature
+        if seed is not None:
+            params["seed"] = seed
+        if json_schema is not None:
+            params["response_format"] = {"type": "json_schema",
+                                         "json_schema": {"name": "reply", "schema": json_schema}}
+        talk = [*messages, {"role": "assistant", "content": prefix}] if prefix else messages
+        t0 = time.perf_counter()
+        data = self._call(talk, purpose, max_tokens, params)
+        choice = data["choices"][0]
+        message = clean_message(choice["message"])
+        if prefix:
+            message["content"] = prefix + str(message.get("content") or "")
+        usage = data.get("usage") or {}
+        if message.get("content"):
+            yield str(message["content"])
+        yield ChatResult(message, str(choice.get("finish_reason") or "stop"), int(usage.get("prompt_tokens") or 0),
+                         int(usage.get("completion_tokens") or 0),
+                         float(data.get("_seconds") or time.perf_counter() - t0))
+
+    def _call(self, messages: list[Message], purpose: str, max_tokens: int, params: dict[str, Any]) -> dict[str, Any]:
+        """One provider call (the whole response), after retrying transient faults; every try is logged."""
         if self.scrub is not None:
             messages = [
                 {**m, "content": self.scrub(m["content"])} if isinstance(m.get("content"), str) else m for m in messages
@@ -116,7 +156,7 @@ class Teacher:
                     seconds=float(data.get("_seconds") or time.perf_counter() - t0),
                 )
             )
-            return dict(data["choices"][0]["message"])
+            return dict(data)
         raise TeacherError(
             f"teacher {self.model} failed {self.retries + 1} times; last error: {last}",
             hint="check the provider's status and your network, or raise AGENTKD_TEACHER_RETRIES / _TIMEOUT.",
@@ -186,3 +226,18 @@ def _describe(exc: ValidationError) -> str:
         loc = ".".join(str(p) for p in err["loc"]) or "(root)"
         parts.append(f"{loc}: {err['msg']}")
     return "; ".join(parts)
+
+
+def clean_message(message: dict[str, Any]) -> dict[str, Any]:
+    """An assistant message with only the OpenAI fields (providers add their own, which some reject back)."""
+    out: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+    calls = []
+    for i, call in enumerate(message.get("tool_calls") or []):
+        fn = call.get("function") or {}
+        args = fn.get("arguments")
+        calls.append({"id": call.get("id") or f"call_{i}", "type": "function",
+                      "function": {"name": fn.get("name", ""),
+                                   "arguments": args if isinstance(args, str) else json.dumps(args or {})}})
+    if calls:
+        out["tool_calls"] = calls
+    return out
