@@ -16,9 +16,12 @@ Design notes
   (``llama_memory_seq_cp`` shares the cells, it does not duplicate them) and evaluates only the rest. A
   prompt whose longer prefix another slot is evaluating right now waits one step and copies it, so k votes
   on one prompt evaluate it once. A free slot keeps its cells for the next turn that matches them.
+- Sequences of a step are put in the batch in id order and a turn takes the free slot with the lowest id:
+  with one KV stream per sequence llama.cpp runs one forward pass per run of consecutive ids.
 - Turns beyond the width queue for a free slot: continuous batching, a turn joins at the next step and
   leaves when it is done.
-- Each step takes ``COMPUTE``: one in-process model computes at a time, so a local teacher still runs
+- Every ``llama_decode`` runs on one engine thread (llama.cpp's OpenMP keeps spinning threads per calling
+  thread). Each step takes ``COMPUTE``: one in-process model computes at a time, so a local teacher still runs
   between steps, never at the same time.
 """
 
@@ -110,6 +113,9 @@ class BatchEngine:
         self._slots = [_Slot(i) for i in range(width)]
         self._pending: list[_Request] = []
         self._cond = threading.Condition()
+        # every decode from one thread: llama.cpp's OpenMP keeps a team of spinning threads per calling thread,
+        # and a team per turn's thread on 2 cores made each step 2.5x slower than in a bare loop
+        self._decoder = ThreadPoolExecutor(1, thread_name_prefix="agentkd-decode")
         self.stats = EngineStats()
 
     # -- slots ------------------------------------------------------------------------------------
@@ -118,12 +124,13 @@ class BatchEngine:
         with self._cond:
             return sum(s.busy for s in self._slots)
 
-    def acquire(self, prompt: Sequence[int]) -> _Slot:
-        """A free slot, preferring the one whose cells match ``prompt`` longest; waits when all are busy."""
+    def acquire(self) -> _Slot:
+        """The free slot with the lowest sequence id (busy ids stay consecutive: one forward pass per step, see
+        ``_step``; a prompt's held prefix is copied from whichever slot holds it); waits when all are busy."""
         with self._cond:
             while all(s.busy for s in self._slots):
                 self._cond.wait()
-            slot = max((s for s in self._slots if not s.busy), key=lambda s: (_common(s.tokens, prompt), -s.seq))
+            slot = next(s for s in self._slots if not s.busy)
             slot.busy = True
             return slot
 
@@ -162,7 +169,7 @@ class BatchEngine:
     def _step(self) -> None:
         batch, n, budget = self._batch, 0, self.n_batch
         scheduled: dict[int, list[int]] = {}
-        outs: list[tuple[_Request, int]] = []
+        plan: list[tuple[_Request, list[int]]] = []
         # sequences that are decoding go first, one token each, so they keep their pace; prompts fill the rest
         for req in sorted(self._pending, key=lambda r: len(r.todo) > 1 or r.fresh):
             if budget == 0:
@@ -170,6 +177,15 @@ class BatchEngine:
             if req.fresh and not self._resolve(req, scheduled):
                 continue
             take = req.todo[:budget]
+            req.todo = req.todo[len(take):]
+            req.since = time.monotonic()  # a prompt's next chunk waits for the others like any request
+            scheduled[req.slot.seq] = take
+            plan.append((req, take))
+            budget -= len(take)
+        # in sequence order: with one KV stream per sequence llama.cpp splits a batch into one forward pass per
+        # run of consecutive sequence ids, so sequences 3, 0, 1 would cost two passes and 0, 1, 3 ... also two
+        outs: list[tuple[_Request, int]] = []
+        for req, take in sorted(plan, key=lambda p: p[0].slot.seq):
             pos = len(req.slot.tokens)
             for i, token in enumerate(take):
                 batch.token[n] = token
@@ -178,17 +194,13 @@ class BatchEngine:
                 batch.seq_id[n][0] = req.slot.seq
                 batch.logits[n] = False
                 n += 1
-            req.todo = req.todo[len(take):]
-            scheduled[req.slot.seq] = take
-            budget -= len(take)
             if not req.todo:
                 batch.logits[n - 1] = True
                 outs.append((req, n - 1))
         if n == 0:
             return
         batch.n_tokens = n
-        with COMPUTE:
-            rc = llama_cpp.llama_decode(self._ctx.ctx, batch)
+        rc = self._decoder.submit(self._decode, batch).result()
         if rc != 0:
             self._fail(scheduled, RuntimeError(f"llama_decode failed ({rc}) on a batch of {n} tokens"))
             return
@@ -204,6 +216,10 @@ class BatchEngine:
                 req.error = exc
             req.done = True
             self._pending.remove(req)
+
+    def _decode(self, batch: Any) -> int:
+        with COMPUTE:
+            return int(llama_cpp.llama_decode(self._ctx.ctx, batch))
 
     def _resolve(self, req: _Request, scheduled: dict[int, list[int]]) -> bool:
         """Give a fresh turn its prompt's longest held prefix; False: wait a step for a longer one being evaluated."""
@@ -246,6 +262,9 @@ class BatchEngine:
         self.close()
 
     def close(self) -> None:
+        decoder = getattr(self, "_decoder", None)
+        if decoder is not None:
+            decoder.shutdown(wait=True)
         if getattr(self, "_batch", None) is not None:
             llama_cpp.llama_batch_free(self._batch)
             self._batch = None  # type: ignore[assignment]
@@ -265,7 +284,7 @@ class _Turn:
         if len(tokens) >= self.engine.n_ctx:
             raise overflow(len(tokens), self.engine.n_ctx)
         if self.slot is None:
-            self.slot = self.engine.acquire(tokens)
+            self.slot = self.engine.acquire()
         req = self.engine.submit(self.slot, tokens, sampler, fresh=True)
         return req.reuse, req.token
 
