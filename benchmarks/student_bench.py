@@ -91,8 +91,18 @@ def bench_decode(model: str, threads: int, tokens: int, rounds: int) -> dict[str
     from agentkd.models.llamacpp import LocalLLM, tool_call_schema
 
     msgs = [{"role": "user", "content": "Write a long, detailed story about a lighthouse keeper and a storm."}]
-    ours = LocalLLM(model, n_ctx=2048, n_threads=threads)
-    raw = llama_cpp.Llama(model, n_ctx=2048, n_threads=threads, verbose=False)
+    from agentkd.models import llamacpp_loader as loader
+
+    ours = LocalLLM(model, n_ctx=2048, n_threads=threads)  # the safe options the loader chose for this machine
+    # raw llama-cpp-python with its own defaults, unless they crash here (an AMX machine): then the same raw
+    # loop with only llama.cpp's extra buffer types off, which is all agentkd's safe options change
+    defaults_crash = loader.run_child(Path(model), True).returncode < 0
+    raw_bufts = not defaults_crash
+    if raw_bufts:
+        raw = llama_cpp.Llama(model, n_ctx=2048, n_threads=threads, verbose=False)
+    else:
+        raw = loader.open_llama(model, loader.LoadOptions(False, "raw baseline"), n_ctx=2048, n_threads=threads,
+                                verbose=False)
     prompt = ours.tokenize(ours.render(msgs))
 
     def raw_run(grammar: Any = None, toks: list[int] = prompt) -> tuple[float, float]:
@@ -141,7 +151,9 @@ def bench_decode(model: str, threads: int, tokens: int, rounds: int) -> dict[str
 
     # CPU milliseconds per token are steadier than wall time when other processes share the cores
     return {
-        "tokens": tokens, "rounds": rounds, "threads": threads,
+        "tokens": tokens, "rounds": rounds, "threads": threads, "system_info": loader.system_info(),
+        "raw_defaults_crash": defaults_crash, "raw_extra_bufts": raw_bufts,
+        "agentkd_extra_bufts": ours.options.extra_bufts,
         "raw_tps": med(free_raw, 0), "agentkd_tps": med(free_ours, 0), "ratio": med(free_ours, 0) / med(free_raw, 0),
         "raw_cpu_ms_per_token": med(free_raw, 1), "agentkd_cpu_ms_per_token": med(free_ours, 1),
         "cpu_ratio": med(free_raw, 1) / med(free_ours, 1),

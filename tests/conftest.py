@@ -75,7 +75,8 @@ def llama_server(smollm_path: Path) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "llama_cpp.server",
+            "agentkd.models.llamacpp_loader",  # llama_cpp.server, loaded with the safe options (AMX machines)
+            "serve",
             "--model",
             str(smollm_path),
             "--host",

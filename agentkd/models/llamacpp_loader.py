@@ -290,5 +290,28 @@ def _child(argv: Sequence[str]) -> int:
     return 0
 
 
+def _serve(argv: Sequence[str]) -> int:
+    """llama-cpp-python's own OpenAI-compatible server with the safe load options for this machine:
+    ``python -m agentkd.models.llamacpp_loader serve --model M.gguf --port 8080 ...`` (its arguments as is)."""
+    import runpy
+
+    model = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--model"), None)
+    options = options_for(model, None) if model else choose(system_info(), setting())
+    log.info("llama_cpp.server with extra buffer types %s: %s", "on" if options.extra_bufts else "off", options.reason)
+    original = llama_cpp.llama_cpp.llama_model_default_params
+
+    def params() -> Any:
+        p = original()
+        p.use_extra_bufts = options.extra_bufts
+        return p
+
+    llama_cpp.llama_cpp.llama_model_default_params = params  # for the whole process: it only runs the server
+    sys.argv = ["llama_cpp.server", *argv]
+    runpy.run_module("llama_cpp.server", run_name="__main__")
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["serve"]:
+        sys.exit(_serve(sys.argv[2:]))
     sys.exit(_child(sys.argv[1:]))
