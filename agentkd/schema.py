@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -23,6 +24,9 @@ def now() -> datetime:
 
 def short_id(*parts: str, n: int = 10) -> str:
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:n]
+
+
+Progress = Callable[..., None]  # progress(event, **data): a command's live display, or nothing
 
 
 class Scenario(BaseModel):

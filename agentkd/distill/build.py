@@ -8,7 +8,6 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,8 @@ from agentkd.errors import ConfigError, RunStateError
 from agentkd.eval.heldout import ArmResult, run_arm
 from agentkd.models.runlog import RunLog, Usage
 from agentkd.parts import attach_teacher, ensure_models, load_task, open_parts, open_teacher
+from agentkd.schema import Progress
 
-Progress = Callable[..., None]
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a name in the runs directory, never a path
 
 

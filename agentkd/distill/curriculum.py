@@ -12,7 +12,7 @@ import time
 from pydantic import BaseModel, Field
 
 
-class CategoryStats(BaseModel):
+class CategoryRecord(BaseModel):
     attempts: int = 0
     passed: int = 0
     difficulty: int = 1
@@ -28,13 +28,13 @@ class CategoryStats(BaseModel):
 class Curriculum(BaseModel):
     """Checkpointable curriculum state."""
 
-    categories: dict[str, CategoryStats] = Field(default_factory=dict)
+    categories: dict[str, CategoryRecord] = Field(default_factory=dict)
     raise_at: float = 0.8  # pass rate over the recent window that moves a category up one difficulty level
     floor: float = 0.1  # minimum share of any known category
     max_difficulty: int = 5
 
     def record(self, category: str, passed: bool) -> None:
-        stats = self.categories.setdefault(category, CategoryStats())
+        stats = self.categories.setdefault(category, CategoryRecord())
         stats.attempts += 1
         stats.passed += int(passed)
         stats.recent = [*stats.recent[-39:], passed]

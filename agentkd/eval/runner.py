@@ -30,11 +30,9 @@ from agentkd.eval.results import EvalResult, ItemRecord, compare, read_transcrip
 from agentkd.eval.teacher_arm import TeacherSolver
 from agentkd.models.runlog import CallRecord, RunLog
 from agentkd.prompts import render
-from agentkd.schema import Attempt, Scenario
+from agentkd.schema import Attempt, Progress, Scenario
 from agentkd.tasks import EpisodeTask, TaskSource, run_attempt
 from agentkd.tools import ToolBox
-
-Progress = Callable[..., None]
 
 
 @dataclass

@@ -24,7 +24,7 @@ POOL = 4  # candidates fetched per wanted entry, for MMR to choose among
 Reason = Literal["below_threshold", "redundant", "over_budget", "outranked"]
 
 
-class Candidate(Protocol):
+class ScoredEntry(Protocol):
     @property
     def strategy(self) -> Strategy: ...
 
@@ -42,7 +42,7 @@ class Searchable(Protocol):
 
     def neighbours(
         self, vector: np.ndarray, n: int, *, min_score: float = -1.0, where: Filter | None = None, vectors: bool = False
-    ) -> Sequence[Candidate]: ...
+    ) -> Sequence[ScoredEntry]: ...
 
 
 def approx_tokens(text: str) -> int:
@@ -58,7 +58,7 @@ class Chosen:
 
 
 @dataclass(frozen=True)
-class Dropped:
+class DroppedEntry:
     """A candidate left out: ``below_threshold``, ``redundant`` (MMR preferred a more diverse entry),
     ``over_budget`` (it did not fit the tokens left) or ``outranked`` (others scored higher)."""
 
@@ -74,7 +74,7 @@ class Retrieval:
 
     query: str
     chosen: list[Chosen] = field(default_factory=list)
-    dropped: list[Dropped] = field(default_factory=list)
+    dropped: list[DroppedEntry] = field(default_factory=list)
     budget_tokens: int = DEFAULT_BUDGET
 
     @property
@@ -128,11 +128,11 @@ def retrieve(
     pool = library.neighbours(vector, max(k * POOL, 12), where=where, vectors=True)
     relevant = [c for c in pool if c.score >= min_score]
     out.dropped += [
-        Dropped(c.strategy, c.score, "below_threshold", f"score {c.score:.3f} < {min_score}")
+        DroppedEntry(c.strategy, c.score, "below_threshold", f"score {c.score:.3f} < {min_score}")
         for c in pool
         if c.score < min_score
     ]
-    picked: list[tuple[Candidate, np.ndarray]] = []
+    picked: list[tuple[ScoredEntry, np.ndarray]] = []
     left = [(c, _unit(c.vector)) for c in relevant]
     used = 0
     while left and len(picked) < k:
@@ -141,7 +141,7 @@ def retrieve(
         tokens = count(c.strategy.render()) + 1
         if used + tokens > budget_tokens:
             detail = f"{tokens} tokens, {budget_tokens - used} left"
-            out.dropped.append(Dropped(c.strategy, c.score, "over_budget", detail))
+            out.dropped.append(DroppedEntry(c.strategy, c.score, "over_budget", detail))
             continue
         used += tokens
         picked.append((c, v))
@@ -150,9 +150,9 @@ def retrieve(
     for c, v in left:
         if c.score > floor:
             sim, twin = max((float(v @ pv), pc.strategy.id) for pc, pv in picked)
-            out.dropped.append(Dropped(c.strategy, c.score, "redundant", f"cosine {sim:.3f} to {twin}"))
+            out.dropped.append(DroppedEntry(c.strategy, c.score, "redundant", f"cosine {sim:.3f} to {twin}"))
         else:
-            out.dropped.append(Dropped(c.strategy, c.score, "outranked"))
+            out.dropped.append(DroppedEntry(c.strategy, c.score, "outranked"))
     out.chosen.sort(key=lambda ch: ch.strategy.id)
     out.dropped.sort(key=lambda d: -d.score)
     return out
@@ -165,7 +165,7 @@ def _unit(vector: np.ndarray | None) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
-def _mmr(item: tuple[Candidate, np.ndarray], picked: list[tuple[Candidate, np.ndarray]], lam: float) -> float:
+def _mmr(item: tuple[ScoredEntry, np.ndarray], picked: list[tuple[ScoredEntry, np.ndarray]], lam: float) -> float:
     c, v = item
     redundancy = max((float(v @ pv) for _, pv in picked), default=0.0)
     return lam * c.score - (1 - lam) * redundancy

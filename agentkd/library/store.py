@@ -41,7 +41,7 @@ OVERFETCH = 4  # unfiltered results fetched per wanted hit before falling back t
 _COLLECTION_NAME = re.compile(r"[A-Za-z0-9._-]{3,512}")
 
 _Rows = list[tuple[str, Any, float, Any]]  # id, metadata, cosine distance, embedding (or None)
-Action = Literal["added", "merged", "updated"]
+WriteAction = Literal["added", "merged", "updated"]
 
 
 def _check_ids(strategies: Iterable[Strategy]) -> None:
@@ -256,7 +256,7 @@ class Library(Curation):
 
     # -- writing -------------------------------------------------------------------------------------
 
-    def add(self, strategy: Strategy, *, dedupe_threshold: float = 0.92) -> tuple[str, Action]:
+    def add(self, strategy: Strategy, *, dedupe_threshold: float = 0.92) -> tuple[str, WriteAction]:
         """Store ``strategy``; returns the id that holds it now and what happened.
 
         "updated": an entry with the same id existed and was replaced. "merged": an entry of the same

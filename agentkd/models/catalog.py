@@ -142,10 +142,10 @@ def is_present(model: CatalogModel, root: Path | None = None) -> bool:
     return cached_path(model, root).is_file()
 
 
-Progress = Callable[[int, int], None]
+ByteProgress = Callable[[int, int], None]
 
 
-def _copy_into(out: BinaryIO, src: Path, progress: Progress | None, done: int, total: int) -> int:
+def _copy_into(out: BinaryIO, src: Path, progress: ByteProgress | None, done: int, total: int) -> int:
     with src.open("rb") as f:
         while block := f.read(_CHUNK):
             out.write(block)
@@ -173,7 +173,7 @@ def _finalize(partial: Path, final: Path, expected_sha: str | None) -> Path:
     return final
 
 
-def pull(name: str, *, force: bool = False, root: Path | None = None, progress: Progress | None = None) -> Path:
+def pull(name: str, *, force: bool = False, root: Path | None = None, progress: ByteProgress | None = None) -> Path:
     """Assemble catalog model ``name`` into the cache, verified; return its path."""
     model = get_catalog_model(name)
     final = cached_path(model, root)
@@ -197,7 +197,7 @@ def pull(name: str, *, force: bool = False, root: Path | None = None, progress: 
     return _finalize(partial, final, model.sha256)
 
 
-def download_hf(spec: str, *, root: Path | None = None, progress: Progress | None = None) -> Path:
+def download_hf(spec: str, *, root: Path | None = None, progress: ByteProgress | None = None) -> Path:
     """Download ``owner/repo/file.gguf`` from the Hugging Face hub once into the cache."""
     parts = spec.split("/")
     if len(parts) < 3 or not spec.endswith(".gguf"):

@@ -11,12 +11,11 @@ from typing import Any
 from agentkd.config import Settings
 from agentkd.errors import ConfigError
 from agentkd.models.runlog import RunLog
+from agentkd.schema import Progress
 from agentkd.sft.card import CardInfo
 from agentkd.sft.export import ExportConfig, ExportReport, read_trajectories, write_dataset
 from agentkd.sft.sources import ScenarioSource, run_scenarios, task_scenarios
 from agentkd.sft.trajectories import Dropped, Trajectory, TrajectoryCollector
-
-Progress = Callable[..., None]
 
 
 @dataclass
