@@ -7,10 +7,11 @@
   The final answer alone, the strategies and the tool calls are in the extra ``agentkd`` field.
 - Every request is validated whole (``request.ChatRequest``): a malformed one is a 400 naming the field,
   and the connection stays open. ``access`` checks the API key and the ``Host`` header first.
-- There is one model and one KV cache, so turns run one at a time on a single worker thread; requests
-  wait in FIFO order (``queue_limit`` waiting at most, then 503). The event loop never blocks: events
-  cross from the worker to the request through an asyncio queue. A client that disconnects, streaming
-  or not, stops its generation at the next token.
+- By default there is one model and one KV cache, so turns run one at a time on a single worker thread
+  (``width`` > 1: that many at once, as sequences of one batch); requests wait in FIFO order
+  (``queue_limit`` waiting at most, then 503). The event loop never blocks: events cross from the worker
+  to the request through an asyncio queue. A client that disconnects, streaming or not, stops its
+  generation at the next token.
 """
 
 from __future__ import annotations
@@ -48,10 +49,11 @@ class Busy(Exception):
 
 
 class ModelWorker:
-    """Runs one turn at a time on a dedicated thread; callers iterate its events asynchronously."""
+    """Runs ``width`` turns at a time (1: one at a time) on dedicated threads; callers iterate its events
+    asynchronously."""
 
-    def __init__(self, queue_limit: int = 64) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentkd-model")
+    def __init__(self, queue_limit: int = 64, width: int = 1) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix="agentkd-model")
         self.queue_limit = queue_limit
         self.pending = 0
         self._lock = threading.Lock()
@@ -115,6 +117,17 @@ def _for_request(student: Student, req: ChatRequest) -> Student:
     return s
 
 
+class _OneAtATime:
+    """The library searched by one batched request at a time (its client is not ours to prove thread-safe)."""
+
+    def __init__(self, inner: Any, lock: threading.Lock) -> None:
+        self.inner, self.lock = inner, lock
+
+    def search(self, query: str, *, k: int = 3, task: str | None = None) -> Any:
+        with self.lock:
+            return self.inner.search(query, k=k, task=task)
+
+
 def _extra(answer: Answer) -> dict[str, Any]:
     return {
         "answer": answer.text,
@@ -166,14 +179,20 @@ async def _until_disconnect(request: Request) -> None:
 
 def create_app(student: Student, *, model_name: str | None = None, queue_limit: int = 64,
                api_key: str | None = None, allowed_hosts: set[str] | None = None,
-               max_request_bytes: int = MAX_REQUEST_BYTES) -> FastAPI:
+               max_request_bytes: int = MAX_REQUEST_BYTES, width: int = 1) -> FastAPI:
     """The FastAPI app serving ``student``.
+
+    ``width`` > 1 with an in-process model: up to ``width`` requests decode at once as sequences of one
+    llama.cpp batch (continuous batching: a request joins at the next step and leaves when done, #16);
+    more wait in the queue.
 
     ``api_key``: clients must send it as a bearer token. ``allowed_hosts``: the ``Host`` names it answers
     to (None: any; see ``access.allowed_hosts``). ``max_request_bytes``: the largest body accepted.
     """
     name = model_name or Path(student.model_spec).name.removesuffix(".gguf")
-    worker = ModelWorker(queue_limit)
+    worker = ModelWorker(queue_limit, width)
+    batched = student.llm.batched(width) if width > 1 and hasattr(student.llm, "batched") else None
+    searching = threading.Lock()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -208,6 +227,9 @@ def create_app(student: Student, *, model_name: str | None = None, queue_limit: 
 
     async def _complete(request: Request, req: ChatRequest) -> Response:
         stu = _for_request(student, req)
+        if batched is not None:
+            stu.llm = batched
+            stu.retriever = _OneAtATime(stu.retriever, searching) if stu.retriever is not None else None
         msgs, tools, choice = req.message_dicts(), req.tool_dicts(), req.choice()
         make = lambda: stu.events(msgs, tools=tools, tool_choice=choice)  # noqa: E731
         cid, now = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
