@@ -26,6 +26,8 @@ def short_id(*parts: str, n: int = 10) -> str:
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:n]
 
 
+MAX_BODY_LINES = 6  # a drafted entry's body: a few steps, or a skeleton of a few lines
+
 Progress = Callable[..., None]  # progress(event, **data): a command's live display, or nothing
 
 
@@ -70,26 +72,48 @@ class Verdict(BaseModel):
 
 
 class StrategyDraft(BaseModel):
-    """What the teacher writes after seeing a failure: a reusable rule, not the answer to this problem."""
+    """What the teacher writes after seeing failures: a short reusable rule, not the answer to one problem.
+
+    Short on purpose: a small student follows a few lines and loses the thread of a paragraph, and the
+    entries share its small context with the question.
+    """
 
     kind: Literal["strategy", "guidance"] = Field(
         description="'strategy' = when X, do Y; 'guidance' = how to understand and decompose this class of problem"
     )
-    title: str = Field(min_length=5, max_length=100, description="A short name for the entry")
+    title: str = Field(min_length=5, max_length=60, description="A short name for the entry")
     trigger: str = Field(
-        min_length=10, max_length=300, description="When it applies: the kind of problem, in general terms"
+        min_length=10, max_length=200, description="When it applies: the kind of problem, in general terms"
     )
     body: str = Field(
         min_length=20,
-        max_length=800,
-        description="What to do, as 1-5 short imperative steps; general, with no numbers or answer from this problem",
+        max_length=400,
+        description=f"What to do: at most {MAX_BODY_LINES} short lines (imperative steps, or a Python skeleton with "
+        "placeholder names); general, with no numbers or answer from the problems",
     )
-    tool_hints: list[str] = Field(default_factory=list, max_length=3, description="How to use the tools, if relevant")
+    tool_hints: list[str] = Field(default_factory=list, max_length=2, description="How to use the tools, if relevant")
 
     @field_validator("title", "trigger", "body")
     @classmethod
     def _strip(cls, v: str) -> str:
         return v.strip()
+
+    @field_validator("body")
+    @classmethod
+    def _few_lines(cls, v: str) -> str:
+        lines = [line for line in v.splitlines() if line.strip()]
+        if len(lines) > MAX_BODY_LINES:
+            raise ValueError(f"the body has {len(lines)} lines; a small student follows at most {MAX_BODY_LINES}: "
+                             "keep the steps that avoid the mistake")
+        return v
+
+    @field_validator("tool_hints")
+    @classmethod
+    def _short_hints(cls, v: list[str]) -> list[str]:
+        long = [h for h in v if len(h) > 160]
+        if long:
+            raise ValueError(f"a tool hint is one short sentence (at most 160 characters), not {len(long[0])}")
+        return v
 
 
 class Effect(BaseModel):

@@ -96,10 +96,12 @@ def test_a_candidate_that_does_not_help_is_kept_out(tmp_path: Path, smollm_path:
     assert any("did not help" in r["reason"] for r in state.rejected)
     assert ctx.library.list(status="admitted") == []  # type: ignore[attr-defined]
     [kept] = ctx.library.list(status="rejected")  # type: ignore[attr-defined]
-    assert kept.title == "Be polite" and kept.effect.trials == 8 and kept.effect.helped == 0
+    # measuring stops once even winning every remaining item could not admit it (futility, admission.py)
+    assert kept.title == "Be polite" and 0 < kept.effect.trials < 8 and kept.effect.helped == 0
+    assert "stopped after" in kept.status_reason
     assert ctx.library.search(PassPhraseTask().scenarios("train", 1, 0)[0].question) == []  # type: ignore[attr-defined]
     [measured] = [h for h in ctx.library.history(kept.id) if h["action"] == "measured"]  # type: ignore[attr-defined]
-    assert [t["item"] for t in measured["trials"]] == ["never"] * 8  # the student never knows the phrase alone
+    assert [t["item"] for t in measured["trials"]] == ["never"] * kept.effect.trials  # it never knows the phrase
     prompts = [c["messages"][-1]["content"] for c in ctx.teacher.transport.calls]  # type: ignore[attr-defined]
     assert any(PassPhraseTask.strategy_focus in p for p in prompts), "the teacher learns how the student works"
 

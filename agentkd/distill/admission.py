@@ -19,6 +19,7 @@ library keep being tested (``ablate_failure``) and retire by the same test the o
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -92,8 +93,9 @@ def _with(ctx: BuildContext, sc: Scenario, candidate: Strategy) -> list[Strategy
 
 
 def measure_candidate(ctx: BuildContext, candidate: Strategy, category: str, iteration: int,
-                      source: Scenario | None = None) -> Measurement:
-    """Paired trials of ``candidate`` on up to ``admission_items`` items of ``category``, never ``source``.
+                      source: Scenario | None = None, seen: Sequence[str] = ()) -> Measurement:
+    """Paired trials of ``candidate`` on up to ``admission_items`` items of ``category``, never ``source``
+    nor another problem the teacher wrote it from (``seen``).
 
     Measuring stops as soon as the rule can no longer admit the candidate, even if every remaining item
     went its way (futility stopping): that only ever rejects earlier, so the chance-admission rate is
@@ -102,14 +104,16 @@ def measure_candidate(ctx: BuildContext, candidate: Strategy, category: str, ite
     at once), so a stopped candidate costs little more than the pairs it needed.
     """
     n = ctx.config.admission_items
+    unseen = {*seen, *([source.id] if source is not None else [])}
     if ctx.config.probe_temperature > 0:
-        pool = [p for p in probe_items(ctx, category, n, iteration, source)
-                if source is None or p.scenario.id != source.id]
+        pool = [p for p in probe_items(ctx, category, n, iteration, source) if p.scenario.id not in unseen]
         picked = choose(pool, n)
         chosen: list[Probe] | None = picked
         items: list[Scenario] = [p.scenario for p in picked]
     else:
-        chosen, items = None, category_items(ctx, category, n, _seed(ctx, category, iteration), source)
+        chosen = None
+        items = [sc for sc in category_items(ctx, category, n, _seed(ctx, category, iteration), source)
+                 if sc.id not in unseen]
     m = Measurement(candidate=candidate.id, category=category, iteration=iteration, wanted=n, available=len(items))
     # a chunk of items runs at once (its episodes batch on an in-process model, or use a server's slots)
     runs_per_item = 1 if chosen is not None else 2
@@ -177,13 +181,15 @@ def admit(measurement: Measurement, alpha: float = ALPHA) -> Decision:
                     lower_bound=lower, alpha=alpha)
 
 
-def admit_candidate(ctx: BuildContext, candidate: Strategy, failed: Scenario, iteration: int) -> AdmissionOutcome:
-    """Measure ``candidate`` on items of ``failed``'s category, decide by the rule, and store it either way."""
+def admit_candidate(ctx: BuildContext, candidate: Strategy, failed: Scenario, iteration: int,
+                    seen: Sequence[str] = ()) -> AdmissionOutcome:
+    """Measure ``candidate`` on items of ``failed``'s category, decide by the rule, and store it either way;
+    ``seen``: the other problems it was written from, never measured on either."""
     strategy = candidate.model_copy(deep=True)
     existing = ctx.library.get(strategy.id)
     if existing is not None and existing.status == "admitted":  # a resumed run re-entering this step
         return AdmissionOutcome(strategy=existing, admitted_id=existing.id, reason="already admitted")
-    m = measure_candidate(ctx, strategy, failed.category, iteration, source=failed)
+    m = measure_candidate(ctx, strategy, failed.category, iteration, source=failed, seen=seen)
     decision = admit(m, ctx.config.alpha)
     strategy.effect = m.effect
     strategy.provenance.source_scenarios += [t.scenario for t in m.trials]

@@ -22,16 +22,25 @@ from agentkd.distill.context import BuildContext, StrategyStore
 from agentkd.distill.curriculum import Curriculum, allocate
 from agentkd.distill.grading import judge as judge_attempt
 from agentkd.distill.harvest import harvest_example
-from agentkd.distill.leaks import leaks_answer
+from agentkd.distill.writing import (
+    MAX_FAILURES,
+    Failure,
+    describe_attempt,
+    harvest_text,
+    peers_from,
+    solve,
+    write_draft,
+)
 from agentkd.errors import TeacherError
-from agentkd.prompts import render
-from agentkd.schema import Attempt, Provenance, Scenario, Strategy, StrategyDraft, Verdict
-from agentkd.tasks.base import run_attempt, strategy_focus
+from agentkd.schema import Attempt, Provenance, Scenario, Strategy, Verdict
+from agentkd.tasks.base import run_attempt
 
 
 class Candidate(BaseModel):
     strategy: Strategy
     scenario_id: str
+    solution: str = ""  # the teacher's solution of the failure, kept so a later round's write reuses it
+    seen: list[str] = Field(default_factory=list)  # every scenario the teacher wrote it from
 
 
 class Outcome(BaseModel):
@@ -43,6 +52,7 @@ class Outcome(BaseModel):
     attempt: Attempt
     verdict: Verdict
     candidate: str = ""  # title of the entry the teacher wrote from it, if any
+    solution: str = ""  # the teacher's solution of it, when a write computed one
     admitted: str | None = None
     rejected: dict[str, Any] | None = None
     lift: float = 0.0
@@ -57,6 +67,7 @@ class ScenarioState(BaseModel):
     attempt: Attempt | None = None
     verdict: Verdict | None = None
     write: bool = False  # failed, and within the round's cap on entries written
+    peers: list[Failure] = Field(default_factory=list)  # earlier rounds' failures of its category (writing.py)
     candidate: Candidate | None = None
     rejected: dict[str, Any] | None = None
     outcomes: list[Outcome] = Field(default_factory=list)  # the branch's result: one item
@@ -110,16 +121,6 @@ class BuildState(BaseModel):
         return [o.rejected for o in self.outcomes if o.rejected]
 
 
-def describe_attempt(attempt: Attempt) -> str:
-    """The student's attempt as the teacher sees it: its programs, their output, its answer."""
-    lines = []
-    for call in attempt.tool_calls:
-        args = call.arguments.get("code") or call.arguments
-        lines.append(f"Called {call.name}:\n{args}\nResult{' (error)' if call.error else ''}: {call.result[:400]}")
-    lines.append(f"Final answer: {attempt.answer[:400] or '(none)'}")
-    return "\n\n".join(lines)
-
-
 class _SerializedWrites:
     """The library with its writes serialized: a round's scenarios run in parallel threads."""
 
@@ -152,6 +153,7 @@ class Nodes:
         self.ctx = replace(ctx, library=_SerializedWrites(ctx.library))
         self._writes: dict[int, int] = {}  # entries granted per round (the cap applies first come, first served)
         self._writes_lock = threading.Lock()
+        self._solutions: dict[str, str] = {}  # scenario id -> the teacher's solution, computed once per build
 
     # --- once per round ---
 
@@ -242,10 +244,12 @@ class Nodes:
 
     def write_strategy(self, state: ScenarioState) -> dict[str, Any]:
         assert state.attempt is not None
-        result = self._write_one(state.scenario, state.attempt)
+        result = self._write_one(state.scenario, state.attempt, state.peers)
         return {"candidate": result} if isinstance(result, Candidate) else {"rejected": result}
 
-    def _write_one(self, sc: Scenario, at: Attempt) -> Candidate | dict[str, Any]:
+    def _write_one(self, sc: Scenario, at: Attempt, peers: list[Failure]) -> Candidate | dict[str, Any]:
+        """A verified worked example of ``sc`` if the harvest finds one, else an entry written from ``sc``
+        and its category's earlier failures (``writing.py``)."""
         had = [s.render() for sid in at.strategy_ids if (s := self.ctx.library.get(sid))]
         provenance = Provenance(
             teacher=self.ctx.teacher.model,
@@ -253,47 +257,29 @@ class Nodes:
             student_quantization=getattr(self.ctx.student, "quantization", ""),
             source_scenarios=[sc.id],
         )
-        solution = ""
+        harvest = None
         if self.ctx.config.examples:  # a verified program is what a small student can use best
             harvest = harvest_example(self.ctx, sc)
             if harvest.example is not None:
                 self.ctx.progress("candidate", title=f"worked example ({sc.category})")
                 return Candidate(strategy=Strategy.from_example(harvest.example, task=sc.task, provenance=provenance),
-                                 scenario_id=sc.id)
-            if harvest.program:
-                solution = f"{harvest.program}\n(it printed {harvest.output.strip()[:200]!r}: {harvest.reason})"
+                                 scenario_id=sc.id, solution=harvest_text(harvest), seen=[sc.id])
         try:
-            if self.ctx.config.teacher_solves and not solution:
-                solution = self._teacher_solution(sc)
-            prompt = render(
-                "strategy.md",
-                question=sc.question,
-                focus=strategy_focus(self.ctx.task),
-                answer=sc.answer,
-                attempt=describe_attempt(at),
-                had=had,
-                solution=solution,
-            )
-            draft = self.ctx.teacher.structured(
-                [{"role": "user", "content": prompt}],
-                StrategyDraft,
-                purpose="write_strategy",
-                check=lambda d: _leak_error(d, sc),
-            )
+            failures = [Failure(scenario=sc, attempt=describe_attempt(at), solution=solve(self.ctx, sc, harvest))]
+            for p in [p for p in peers if p.scenario.id != sc.id][: MAX_FAILURES - 1]:
+                # an earlier failure not yet solved is solved once, here
+                solution = p.solution or self._solutions.get(p.scenario.id) or solve(self.ctx, p.scenario)
+                self._solutions[p.scenario.id] = solution
+                failures.append(p.model_copy(update={"solution": solution}))
+            draft = write_draft(self.ctx, failures, had)
         except TeacherError as exc:  # gave up after retries: skip this scenario, keep going
             self.ctx.progress("skipped", scenario=sc.id, reason=str(exc).splitlines()[0])
             return {"scenario": sc.id, "reason": f"teacher failed: {exc}"}
-        self.ctx.progress("candidate", title=draft.title)
-        return Candidate(strategy=Strategy.from_draft(draft, task=sc.task, provenance=provenance), scenario_id=sc.id)
-
-    def _teacher_solution(self, sc: Scenario) -> str:
-        reply = self.ctx.teacher.complete(
-            [{"role": "user", "content": render("solve.md", question=sc.question)}], purpose="solve", max_tokens=400
-        )
-        text = str(reply.get("content") or "")
-        ok = judge_attempt(self.ctx.task, sc, Attempt(scenario_id=sc.id, answer=text)).correct
-        return f"{text.strip()}\n({'this reaches the correct answer' if ok else 'this reaches a WRONG answer'})"
-
+        seen = [f.scenario.id for f in failures]
+        provenance.source_scenarios = list(seen)
+        self.ctx.progress("candidate", title=draft.title, failures=len(failures))
+        return Candidate(strategy=Strategy.from_draft(draft, task=sc.task, provenance=provenance), scenario_id=sc.id,
+                         solution=failures[0].solution, seen=seen)
 
     def admit(self, state: ScenarioState) -> dict[str, Any]:
         """Measure the candidate with and without it on the failure and fresh siblings, and admit it if it helps.
@@ -307,8 +293,8 @@ class Nodes:
                           rejected=state.rejected)
         if state.candidate is not None:
             cand = state.candidate.strategy
-            result = admit_candidate(self.ctx, cand, sc, state.iteration)
-            outcome.candidate = cand.title
+            result = admit_candidate(self.ctx, cand, sc, state.iteration, seen=state.candidate.seen)
+            outcome.candidate, outcome.solution = cand.title, state.candidate.solution
             if result.admitted_id:
                 outcome.admitted, outcome.lift = result.admitted_id, result.strategy.effect.lift
             else:
@@ -318,21 +304,17 @@ class Nodes:
         return {"outcomes": [outcome]}
 
 
-def _leak_error(draft: StrategyDraft, sc: Scenario) -> str | None:
-    reason = leaks_answer(draft, sc)
-    if reason is None:
-        return None
-    return (f"the entry must be general, but {reason}. Rewrite it in general words, without numbers, names or "
-            "values from this problem.")
-
-
 def route_after_judge(state: ScenarioState) -> Literal["write_strategy", "admit"]:
     return "write_strategy" if state.write else "admit"
 
 
 def fan_out(state: BuildState) -> list[ScenarioState]:
-    """The round's branches, one per scenario."""
-    return [ScenarioState(iteration=state.iteration, index=i, scenario=sc) for i, sc in enumerate(state.scenarios)]
+    """The round's branches, one per scenario, each with its category's earlier failures to write from."""
+    failures = [(o.iteration, Failure(scenario=o.scenario, attempt=describe_attempt(o.attempt), solution=o.solution))
+                for o in state.outcomes if not o.verdict.correct]
+    return [ScenarioState(iteration=state.iteration, index=i, scenario=sc,
+                          peers=peers_from(failures, sc.category, state.iteration))
+            for i, sc in enumerate(state.scenarios)]
 
 
 def should_continue(state: BuildState, iterations: int) -> bool:
