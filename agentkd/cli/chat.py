@@ -180,6 +180,8 @@ def serve_command(
     key = settings.api_key.get_secret_value() if settings.api_key else None
     console.print(f"agentkd serving {stu.model_spec} ({where}) on http://{host}:{port}/v1"
                   + (" (API key required)" if key else ""), highlight=False)
+    # an in-process student serves batch_width requests at once as sequences of one batch (continuous batching)
+    width = settings.batch_width if not settings.student_api_base and hasattr(stu.llm, "batched") else 1
     app = create_app(stu, queue_limit=queue_limit, api_key=key, allowed_hosts=hosts,
-                     max_request_bytes=int(settings.max_request_mb * (1 << 20)))
+                     max_request_bytes=int(settings.max_request_mb * (1 << 20)), width=width)
     uvicorn.run(app, host=host, port=port, log_level="warning")
