@@ -84,7 +84,8 @@ class Settings(BaseSettings):
     # one build's knobs: the CLI, the Python API (BuildConfig) and eval read the same defaults
     iterations: int = Field(2, description="Rounds of plan → generate → attempt → judge → write → admit.")
     batch_size: int = Field(6, description="Scenarios the student attempts per round.")
-    heldout: int = Field(12, description="Held-out items for a build's before/after measurement.")
+    heldout: int = Field(24, description="Held-out items for a build's before/after measurement (paired, with a "
+                         "95% interval; a paired test needs ~56 items to see +20 points).")
     siblings: int = Field(1, description="Deprecated, ignored: candidates are measured on admission_items items.")
     admission_items: int = Field(
         8, description="Paired items of its category each candidate is measured on, with and without it "
@@ -95,10 +96,12 @@ class Settings(BaseSettings):
         "help is admitted with probability at most this."
     )
     probe_temperature: float = Field(
-        0.7, description="Temperature of the one sampled run per item that tells items the student solves "
-        "sometimes (where a candidate can make a difference) from those it always or never solves; 0: no probe."
+        0.0, description="Temperature of one sampled run per item that tells items the student solves sometimes "
+        "(where a candidate can make a difference) from those it always or never solves, measured first; 0 (the "
+        "default, a third of the cost): no probe, items drawn a few pairs at a time, measuring stops when the rule "
+        "can no longer admit."
     )
-    max_strategies: int = Field(2, description="Entries the teacher writes per round, from the first failures judged.")
+    max_strategies: int = Field(3, description="Entries the teacher writes per round, from the first failures judged.")
 
     @property
     def models_dir(self) -> Path:
