@@ -111,6 +111,10 @@ class TeacherConnectionError(TeacherUnavailable):
     """The connection dropped or the server returned a 5xx error."""
 
 
+class GateFailed(AgentKDError):
+    """The pack gate found categories where the library is worse than the student alone."""
+
+
 class RunStateError(AgentKDError):
     """A build run's spec or checkpoint is missing or damaged, so the run cannot be resumed as it was."""
 

@@ -8,7 +8,8 @@ import pytest
 
 from agentkd.errors import ConfigError
 from agentkd.eval import EvalResult, ItemRecord, PackManifest, import_pack, write_measurement
-from agentkd.eval.packs import BuildInfo, build_info, is_pack
+from agentkd.eval.gate_report import GateReport
+from agentkd.eval.packs import BuildInfo, build_info, entries_digest, is_pack
 from agentkd.eval.publish import write_report
 from agentkd.eval.results import compare, summarize
 from agentkd.library import Library
@@ -42,6 +43,11 @@ def known_result(seed: int = 1234) -> EvalResult:
     return res
 
 
+def passed_gate(pack: Path) -> GateReport:
+    """A gate that passed on the pack's current files (what write_measurement requires)."""
+    return GateReport(task="gsm_symbolic", n=20, seed=1, alpha=0.1, library=str(pack), digest=entries_digest(pack))
+
+
 def test_manifest_round_trip_and_measurements(tmp_path: Path) -> None:
     m = PackManifest(name="math", description="gsm_symbolic word problems with the Python tool", task="gsm_symbolic",
                      teacher="local/qwen2.5-coder-1.5b", built_for="qwen2.5-coder-0.5b",
@@ -51,9 +57,12 @@ def test_manifest_round_trip_and_measurements(tmp_path: Path) -> None:
     assert path.name == "manifest.yaml" and path.read_text().startswith("schema: agentkd-pack/1\nname: math\n")
     assert PackManifest.load(tmp_path / "math") == m
 
-    write_measurement(path, known_result(), report="benchmarks/eval_math/report.md", command="agentkd eval ...")
-    write_measurement(path, known_result(), report="again/report.md", command="agentkd eval ...")  # same key
-    write_measurement(path, known_result(seed=99), report="b/report.md", command="agentkd eval --seed 99")
+    gate = passed_gate(tmp_path / "math")
+    write_measurement(path, known_result(), report="benchmarks/eval_math/report.md", command="agentkd eval ...",
+                      gate=gate)
+    write_measurement(path, known_result(), report="again/report.md", command="agentkd eval ...",
+                      gate=gate)  # same key
+    write_measurement(path, known_result(seed=99), report="b/report.md", command="agentkd eval --seed 99", gate=gate)
     back = PackManifest.load(path)
     assert [(x.seed, x.report) for x in back.measured] == [(1234, "again/report.md"), (99, "b/report.md")]
     assert back.students_validated == ["qwen2.5-coder-0.5b"] and back.build.entries == 14
@@ -62,7 +71,8 @@ def test_manifest_round_trip_and_measurements(tmp_path: Path) -> None:
     assert effect.diff == pytest.approx(0.25) and effect.low > 0
     assert back.measured[0].arms["student"].accuracy == pytest.approx(0.3)
 
-    fresh = write_measurement(tmp_path / "new" / "manifest.yaml", known_result(), report="r.md", command="c")
+    fresh = write_measurement(tmp_path / "new" / "manifest.yaml", known_result(), report="r.md", command="c",
+                              gate=passed_gate(tmp_path / "new"))
     assert (fresh.name, fresh.task, fresh.built_for) == ("new", "gsm_symbolic", "qwen2.5-coder-0.5b")
     (tmp_path / "bad.yaml").write_text("schema: agentkd-pack/1\nname: x\n")
     with pytest.raises(ConfigError, match="task"):

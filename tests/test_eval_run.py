@@ -99,7 +99,7 @@ def test_eval_writes_results_reports_plots_and_transcripts(
     empty = tmp_path / "empty.json"
     empty.write_text(json.dumps({"steps": []}))
     again = runner.invoke(app, eval_args(out, smollm_path, f"script:{empty}", pack, lib, "--resume",
-                                         "--write-manifest"))
+                                         "--write-manifest", "--gate-n", "2"))
     assert again.exit_code == 0, again.output
     assert (out / "transcripts" / "teacher.jsonl").read_text().splitlines() == lines
     assert EvalResult.load(out).items == res.items
@@ -111,3 +111,6 @@ def test_eval_writes_results_reports_plots_and_transcripts(
     assert measured.arms["teacher"].accuracy == pytest.approx(2 / 3) and measured.task == "gsm_symbolic"
     assert "--pack" in measured.command and measured.report.endswith("report.md")
     assert {e.arm for e in measured.effects} == {"student+library", other, "teacher"}
+    # the pack gate ran first, on validation items, and the manifest keeps it
+    assert manifest.gate is not None and manifest.gate.passed and manifest.gate.split == "validation"
+    assert (out / "gate" / "results.json").is_file()

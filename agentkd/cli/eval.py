@@ -14,6 +14,8 @@ from rich.table import Table
 
 from agentkd.config import Settings, get_settings
 from agentkd.errors import ConfigError
+from agentkd.eval.gate import GATE_ALPHA, GATE_ITEMS
+from agentkd.eval.packs import MANIFEST, manifest_path
 
 console = Console()
 DEFAULT_ARMS = "student,student+library,teacher"
@@ -83,7 +85,8 @@ def eval_command(
                                       "bfcl:simple, bfcl:multiple, spec:<file.yaml>, jsonl:<file.jsonl>, "
                                       "or module.path:Class (docs/adapters.md).")] = "gsm_symbolic",
     split: Annotated[str, typer.Option(help="heldout (never used by builds), heldout-unseen (gsm_symbolic: "
-                                       "only the templates builds never see) or train.")] = "heldout",
+                                       "only the templates builds never see), validation (the pack gate's) or "
+                                       "train.")] = "heldout",
     n: Annotated[int, typer.Option("--n", help="Items; every arm answers the same ones.")] = 20,
     arms: Annotated[str, typer.Option(help="Comma-separated arms: student, student+library, "
                                       "student+library:<collection|collection@location|pack dir>, teacher; "
@@ -104,6 +107,10 @@ def eval_command(
     write_manifest: Annotated[bool, typer.Option(help="Record the measured effect in the pack manifest "
                                                  "(--manifest, default <pack>/manifest.yaml).")] = False,
     manifest: Annotated[Path | None, typer.Option(help="Pack manifest to write with --write-manifest.")] = None,
+    gate_n: Annotated[int, typer.Option(help="With --write-manifest: validation items of the pack gate that runs "
+                                        "first (`agentkd library gate --help`).")] = GATE_ITEMS,
+    gate_alpha: Annotated[float, typer.Option(help="With --write-manifest: the gate's level per category.")
+                          ] = GATE_ALPHA,
     build_run: Annotated[str | None, typer.Option(help="With --write-manifest: fill the manifest's build section "
                                                   "(command, teacher spend, minutes) from this build run id.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="The student's tokens per step.")] = None,
@@ -120,12 +127,13 @@ def eval_command(
     """Measure arms on the same held-out items: accuracy with bootstrap CIs, per category, tokens, latency.
 
     Writes results.json, report.md, report.html (plots embedded), plots/*.png and one transcript file per arm.
+    With --write-manifest the pack gate runs first on the validation split; a failed gate writes nothing.
     """
     from agentkd.eval import EvalConfig, run_eval
     from agentkd.eval.packs import build_info, write_measurement
 
-    if split not in ("heldout", "heldout-unseen", "train"):
-        raise ConfigError(f"unknown split {split!r}", hint="use --split heldout, heldout-unseen or train")
+    if split not in ("heldout", "heldout-unseen", "validation", "train"):
+        raise ConfigError(f"unknown split {split!r}", hint="use --split heldout, heldout-unseen, validation or train")
     if resume and out is None:
         raise ConfigError("--resume needs the run's directory", hint="pass --out DIR of the interrupted run")
     if write_manifest and manifest is None and pack is None:
@@ -142,6 +150,13 @@ def eval_command(
                         max_steps=max_steps, teacher_max_tokens=teacher_max_tokens, resamples=resamples,
                         resume=resume, command=command)  # fmt: skip
     built = build_info(settings.runs_dir, build_run) if build_run else None  # fails before the run, not after
+    gate = None
+    if write_manifest:  # the gate first: it may retire entries, and then the eval measures what ships
+        from agentkd.cli.gate import gate_pack
+
+        gated = pack or manifest_path(manifest or Path(MANIFEST)).parent
+        gate = gate_pack(settings, task=task, library=str(gated), n=gate_n, alpha=gate_alpha, out=out / "gate",
+                         retire=True, pack=gated, retrieval_task=retrieval_task)
     with EvalDisplay(console) as display:
         result = run_eval(settings, config, progress=display.update)
     table = Table(title=f"{result.task} ({result.split}, {result.n} items, seed {result.seed})")
@@ -156,7 +171,8 @@ def eval_command(
     if write_manifest:
         target = manifest or (pack / "manifest.yaml" if pack else Path("manifest.yaml"))
         report = out / "report.md"
-        written = write_measurement(target, result, report=str(report), command=command)
+        assert gate is not None
+        written = write_measurement(target, result, report=str(report), command=command, gate=gate)
         if built is not None:
             written.build = built
             written.save(target)

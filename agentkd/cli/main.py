@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agentkd.cli.eval import eval_command
+from agentkd.cli.gate import gate_command
 from agentkd.cli.library import library_app, term
 from agentkd.cli.sft import export_sft
 from agentkd.config import get_settings
@@ -45,6 +46,7 @@ def _options(
 
 
 app.add_typer(models_app, name="models")
+library_app.command("gate")(gate_command)
 app.add_typer(library_app, name="library")
 app.command("export-sft")(export_sft)
 app.command("eval")(eval_command)

@@ -7,7 +7,8 @@ Layout (the directory ``agentkd library export`` writes, plus the manifest)::
 
 A pack is evaluated by importing its files into a cached on-disk library under
 ``$AGENTKD_HOME/packs/<pack>-<digest>``; the digest covers the files, so an edited pack is re-imported.
-``agentkd eval --write-manifest`` fills ``measured`` and ``students_validated`` from a run.
+``agentkd eval --write-manifest`` fills ``measured`` and ``students_validated`` from a run, and only after
+the pack gate (``agentkd.eval.gate``) passed on the pack's current files: the manifest keeps that gate.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentkd.errors import ConfigError
+from agentkd.errors import ConfigError, GateFailed
+from agentkd.eval.gate_report import GateReport
 
 if TYPE_CHECKING:
     from agentkd.eval.results import EvalResult
@@ -107,6 +109,7 @@ class PackManifest(BaseModel):
     students_validated: list[str] = Field(default_factory=list)
     build: BuildInfo = Field(default_factory=lambda: BuildInfo())
     measured: list[Measurement] = Field(default_factory=list)
+    gate: GateReport | None = Field(default=None, description="The pack gate that passed on these files.")
 
     @classmethod
     def load(cls, path: Path) -> PackManifest:
@@ -163,15 +166,30 @@ def measurement_of(result: EvalResult, *, report: str, command: str) -> Measurem
                        report=report, command=command, date=_today())  # fmt: skip
 
 
-def write_measurement(path: Path, result: EvalResult, *, report: str, command: str) -> PackManifest:
-    """Record ``result`` in the manifest at ``path`` (created with what the run knows when missing)."""
+def check_gate(pack: Path, gate: GateReport) -> None:
+    """Refuse a manifest update unless ``gate`` passed on exactly the pack's current files."""
+    if not gate.passed:
+        raise GateFailed(f"the pack gate found {pack} worse than the student alone on {', '.join(gate.worse)}; "
+                         "the manifest is not updated",
+                         hint="the blamed entries are retired by `agentkd library gate`; run it again on what is left")
+    if gate.digest != entries_digest(pack):
+        raise GateFailed(f"the pack gate was measured on other files than {pack} holds now",
+                         hint=f"run `agentkd library gate --pack {pack} --task {gate.task}` on the current files")
+
+
+def write_measurement(path: Path, result: EvalResult, *, report: str, command: str, gate: GateReport
+                      ) -> PackManifest:
+    """Record ``result`` in the manifest at ``path`` (created with what the run knows when missing), once the
+    pack gate passed on the pack's current files (``check_gate``)."""
     path = manifest_path(path)
+    check_gate(path.parent, gate)
     if path.is_file():
         manifest = PackManifest.load(path)
     else:
         manifest = PackManifest(name=path.parent.name, task=result.task, teacher=result.teacher,
                                 built_for=result.student)
     manifest.record(measurement_of(result, report=report, command=command))
+    manifest.gate = gate
     manifest.save(path)
     return manifest
 
@@ -232,6 +250,11 @@ def pack_manifest(path: Path) -> PackManifest:
     if (path / MANIFEST).is_file():
         return PackManifest.load(path)
     return PackManifest(name=path.resolve().name, task="")
+
+
+def entries_digest(pack: Path) -> str:
+    """The digest of a pack's strategy files: what a gate was measured on."""
+    return _digest((pack / pack_manifest(pack).entries).resolve())
 
 
 def _digest(directory: Path) -> str:

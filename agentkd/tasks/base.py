@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from agentkd.tasks.episode import StudentLike
     from agentkd.tools import ToolBox
 
-Split = Literal["train", "heldout", "heldout-unseen"]
+Split = Literal["train", "validation", "heldout", "heldout-unseen"]
 
 _ANSWER = re.compile(r"answer\s*(?:is|:)?\s*\**\s*\$?\s*(-?[\d,]*\.?\d+)", re.I)
 _TEXT_ANSWER = re.compile(r"answer\s*(?:is|:)\s*(.+)", re.I)
@@ -94,6 +94,18 @@ def grade_attempt(task: TaskSource, scenario: Scenario, attempt: Attempt) -> Ver
     if isinstance(task, AttemptGrader):
         return task.grade(scenario, attempt)
     return task.check(scenario, attempt.answer)
+
+
+def require_validation(task: object) -> None:
+    """Refuse a source without a ``validation`` split: the pack gate needs items neither builds nor held-out use."""
+    if not getattr(task, "validation_split", False):
+        name = getattr(task, "name", type(task).__name__)
+        raise TaskError(
+            f"{name} has no validation split, so the pack gate cannot measure a library on it",
+            hint="the gate needs items that builds (train) and evaluation (heldout) never use; a task source offers "
+            "them by setting validation_split = True and serving scenarios('validation', ...). gsm_symbolic and "
+            "the other reasoning-gym tasks have one.",
+        )
 
 
 def in_train_split(item_id: str, *, train_fraction: float = 0.7, salt: str = "agentkd-split-v1") -> bool:

@@ -4,7 +4,9 @@
 ``template-NNN``). A fixed quarter of the templates never reaches a build: the ``train`` split and the
 ``heldout`` split use the other three quarters (new numbers, seen templates: does the library
 remember?), and ``heldout-unseen`` uses only the held-back quarter (does it generalize?). Held-out
-items also come from a seed range that builds never use.
+items also come from a seed range that builds never use. The ``validation`` split (the pack gate's) is
+train-template items from a third seed range, far from both: builds draw seeds near their own seed
+(rounds step 7,919, admission 104,729 per round), held-out 1,000,003 above it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from agentkd.schema import Scenario, Verdict, short_id
 from agentkd.tasks.base import Split, numeric_match
 
 HELDOUT_SEED_OFFSET = 1_000_003
+VALIDATION_SEED_OFFSET = 500_000_003
 UNSEEN_EVERY = 4  # every 4th template (in sorted order) is held back from builds
 _OVERSAMPLE = 4  # items drawn per wanted item when a split keeps only some templates
 
@@ -24,6 +27,7 @@ class ReasoningGymTask:
     """A reasoning-gym dataset as a task source; answers are ground truth."""
 
     instructions = "When you know the result, end your reply with a line 'Answer: <number>'."
+    validation_split = True
 
     def __init__(self, name: str = "gsm_symbolic") -> None:
         import reasoning_gym
@@ -60,7 +64,9 @@ class ReasoningGymTask:
         return [s for s in self._draw("train", k + 1, seed, scenario.category) if s.id != scenario.id][:k]
 
     def _draw(self, split: Split, n: int, seed: int, category: str | None) -> list[Scenario]:
-        actual_seed = seed + (HELDOUT_SEED_OFFSET if split.startswith("heldout") else 0)
+        offset = {"validation": VALIDATION_SEED_OFFSET}.get(split, HELDOUT_SEED_OFFSET if split.startswith("heldout")
+                                                             else 0)
+        actual_seed = seed + offset
         if not self.templates:
             if split == "heldout-unseen":
                 raise TaskError(f"{self.name} has no problem templates, so no 'heldout-unseen' split",
