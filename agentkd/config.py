@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     # one build's knobs: the CLI, the Python API (BuildConfig) and eval read the same defaults
     iterations: int = Field(2, description="Rounds of plan → generate → attempt → judge → write → admit.")
     batch_size: int = Field(6, description="Scenarios the student attempts per round.")
-    heldout: int = Field(24, description="Held-out items for a build's before/after measurement (paired, with a "
+    heldout: int = Field(20, description="Held-out items for a build's before/after measurement (paired, with a "
                          "95% interval; a paired test needs ~56 items to see +20 points).")
     siblings: int = Field(1, description="Deprecated, ignored: candidates are measured on admission_items items.")
     admission_items: int = Field(
@@ -101,7 +101,7 @@ class Settings(BaseSettings):
         "default, a third of the cost): no probe, items drawn a few pairs at a time, measuring stops when the rule "
         "can no longer admit."
     )
-    max_strategies: int = Field(3, description="Entries the teacher writes per round, from the first failures judged.")
+    max_strategies: int = Field(2, description="Entries the teacher writes per round, from the first failures judged.")
 
     @property
     def models_dir(self) -> Path:
