@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agentkd.config import VERSION as __version__
+from agentkd.version import __version__
 
 if TYPE_CHECKING:
     from agentkd.config import Settings

@@ -11,7 +11,6 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-VERSION = "0.1.0"
 LOCAL_TEACHER = "local/qwen2.5-coder-1.5b"
 DEFAULT_STUDENT = "qwen2.5-coder-0.5b"
 

@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "agentkd"
 
 LAYERS: dict[str, int] = {
     "agentkd": 9,  # the package's lazy public names
-    "agentkd.schema": 0, "agentkd.errors": 0, "agentkd.config": 0, "agentkd.prompts": 0, "agentkd.chat": 0,
+    "agentkd.version": 0, "agentkd.schema": 0, "agentkd.errors": 0, "agentkd.config": 0, "agentkd.prompts": 0,
+    "agentkd.chat": 0,
     "agentkd.models": 1, "agentkd.tools": 1, "agentkd.library": 1,
     "agentkd.teacher": 2, "agentkd.student": 2,
     "agentkd.tasks": 3,

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from agentkd.config import VERSION as __version__
 from agentkd.prompts import render
 from agentkd.sft.formats import FORMATS
+from agentkd.version import __version__
 
 if TYPE_CHECKING:
     from agentkd.sft.report import ExportConfig, ExportReport

@@ -147,7 +147,10 @@ class AgentLoop:
                     action = yield from self._consistent_action(messages, step, last, kwargs, answer)
                 else:
                     action = yield from self._action(messages, step, last, kwargs, self.temperature, self.seed)
-            except ContextOverflowError as exc:  # the conversation outgrew the context: an outcome, not a crash
+            except ContextOverflowError as exc:
+                if step == 0:  # the question itself does not fit: the caller's error (a 400, a setting to change)
+                    raise
+                # the conversation outgrew the context on the way (tool outputs): an outcome, not a crash
                 answer.finish_reason, answer.error = "context", str(exc).splitlines()[0]
                 break
             answer.steps = step + 1
