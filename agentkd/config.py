@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     temperature: float = Field(0.0, description="Sampling temperature of the student.")
     top_k: int = Field(3, description="Strategies retrieved for each question.")
     strategy_tokens: int = Field(600, description="Token budget for packed strategies in the student's prompt.")
+    example_min_score: float = Field(
+        0.65, description="A worked example is shown only when its question is at least this similar to the "
+        "user's (cosine, MiniLM). Measured on gsm_symbolic's validation split: examples of the same template scored "
+        "0.66-0.9, of other templates at most 0.64 (benchmarks/examples.md); an example of another kind of problem "
+        "cost the 0.5B student more items than it won."
+    )
     samples: int = Field(1, description="Voting: the student samples this many executed answers and keeps the "
                          "majority final answer (1: one greedy answer).")
     batch_width: int = Field(4, ge=1, description="Evaluation: independent items of a student arm run at once as "

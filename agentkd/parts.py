@@ -145,6 +145,7 @@ def open_student(
         log=log,
         api_base=settings.student_api_base,
     )
+    student.example_min_score = settings.example_min_score
     if task is not None:
         student.task, student.instructions = task.name, str(getattr(task, "instructions", "") or "")
     options = getattr(student.llm, "options", None)

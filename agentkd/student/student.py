@@ -140,6 +140,7 @@ class Student:
         self.temperature, self.seed, self.max_steps, self.max_tokens = temperature, seed, max_steps, max_tokens
         self.samples, self.sample_temperature, self.safe_tools = samples, sample_temperature, safe_tools
         self.first_thought, self.reuse_order = first_thought, reuse_order
+        self.example_min_score = 0.65  # see Settings.example_min_score
         self.task: str | None = None  # the task whose entries it retrieves when a caller names none
         self.instructions = ""  # the task's answer instructions, when a caller gives none
         self.log = log or RunLog()
@@ -151,7 +152,9 @@ class Student:
         if self.retriever is None:
             return []
         hits = self.retriever.search(question, k=self.k, task=task)
-        scored = {h.strategy.id: (h.strategy, float(h.score)) for h in hits}
+        # a worked example of another kind of problem misleads a small student: only close ones are shown
+        scored = {h.strategy.id: (h.strategy, float(h.score)) for h in hits
+                  if h.strategy.kind != "example" or float(h.score) >= self.example_min_score}
         kept = pack([s for s, _ in scored.values()], self.strategy_tokens, self.llm.count_tokens)
         return [scored[s.id] for s in kept]
 
