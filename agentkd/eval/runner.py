@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ from agentkd.eval.heldout import grade
 from agentkd.eval.results import EvalResult, ItemRecord, compare, read_transcripts, summarize
 from agentkd.eval.teacher_arm import TeacherSolver
 from agentkd.models.runlog import CallRecord, RunLog
+from agentkd.parts import OneQueryAtATime
 from agentkd.prompts import render
 from agentkd.schema import Attempt, Progress, Scenario
 from agentkd.tasks import EpisodeTask, TaskSource, run_attempt
@@ -125,13 +125,11 @@ class _Arena:
         batchable = arm.who != "teacher" and not isinstance(self.task, EpisodeTask)  # an episode drives a teacher
         return max(self.settings.batch_width, 1) if batchable and hasattr(self.student.llm, "batched") else 1
 
-    def item_solver(self, solver: Any, batched: Any, retrieval: threading.Lock) -> Any:
+    def item_solver(self, solver: Any, batched: Any, retriever: Any) -> Any:
         """A copy of the student for one item of a batch: the batched model, and a log of its own calls (the
-        item's token counts) that also feeds the run's log; retrieval stays one query at a time."""
+        item's token counts) that also feeds the run's log; ``retriever`` answers one query at a time."""
         item = copy.copy(solver)
-        item.llm, item.log = batched, _ItemLog(solver.log)
-        if solver.retriever is not None:
-            item.retriever = _OneAtATime(solver.retriever, retrieval)
+        item.llm, item.log, item.retriever = batched, _ItemLog(solver.log), retriever
         return item
 
     def run_item(self, arm: ArmSpec, solver: Any, scenario: Scenario) -> tuple[ItemRecord, dict[str, Any]]:
@@ -228,8 +226,9 @@ def _run_arm(arena: _Arena, arm: ArmSpec, scenarios: list[Scenario], path: Path,
     todo = [sc for sc in scenarios if sc.id not in done]
     pool = ThreadPoolExecutor(width, thread_name_prefix="agentkd-eval") if width > 1 and len(todo) > 1 else None
     if pool is not None:  # items run at once as sequences of one batch; written in scenario order all the same
-        batched, lock = solver.llm.batched(width), threading.Lock()
-        futures = {sc.id: pool.submit(arena.run_item, arm, arena.item_solver(solver, batched, lock), sc)
+        batched = solver.llm.batched(width)
+        shared = OneQueryAtATime(solver.retriever) if solver.retriever is not None else None
+        futures = {sc.id: pool.submit(arena.run_item, arm, arena.item_solver(solver, batched, shared), sc)
                    for sc in todo}  # fmt: skip
     out: list[ItemRecord] = []
     try:
@@ -263,18 +262,6 @@ class _ItemLog(RunLog):
 
     def event(self, kind: str, **data: Any) -> None:
         self.parent.event(kind, **data)
-
-
-class _OneAtATime:
-    """A retriever shared by the items of a batch, searched by one of them at a time (the store's client and
-    its embedding model are not ours to prove thread-safe)."""
-
-    def __init__(self, inner: Any, lock: threading.Lock) -> None:
-        self.inner, self.lock = inner, lock
-
-    def search(self, query: str, *, k: int = 3, task: str | None = None) -> Any:
-        with self.lock:
-            return self.inner.search(query, k=k, task=task)
 
 
 def _finish(
