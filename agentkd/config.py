@@ -87,7 +87,13 @@ class Settings(BaseSettings):
                              "temperature 0 are the same either way.")
     max_steps: int = Field(4, description="Model calls per answer at most (each may run one tool).")
     # one build's knobs: the CLI, the Python API (BuildConfig) and eval read the same defaults
-    iterations: int = Field(2, description="Rounds of plan → generate → attempt → judge → write → admit.")
+    iterations: int = Field(6, description="Rounds of plan → generate → attempt → judge → write → admit, at most: "
+                            "the time budget (build_minutes) usually ends the loop first.")
+    build_minutes: float = Field(
+        9.0, ge=0, description="Wall-time budget of one build, models and held-out measurement included (0: none). "
+        "The student-alone arm runs first and its time is kept for the with-library arm; rounds and candidates "
+        "start only while the time a candidate takes on this machine is left."
+    )
     batch_size: int = Field(6, description="Scenarios the student attempts per round.")
     heldout: int = Field(20, description="Held-out items for a build's before/after measurement (paired, with a "
                          "95% interval; a paired test needs ~56 items to see +20 points).")

@@ -27,7 +27,7 @@ class BuildDisplay:
             TimeElapsedColumn(),
             console=console,
         )
-        self.build = self.progress.add_task("build: attempts", total=iterations * batch_size, info="")
+        self.build = self.progress.add_task("build: attempts", total=None, info="")
         self.eval: Any = None
         self.passed = self.total = self.admitted = 0
 
@@ -56,10 +56,16 @@ class BuildDisplay:
             self.console.print(f"  [dim]- rejected {data['title']}: {data['reason']}[/]")
         elif event == "skipped":
             self.console.print(f"  [yellow]! skipped {data['scenario']}: {data['reason']}[/]")
+        elif event == "scenarios":
+            total = self.progress.tasks[self.build].total or 0
+            self.progress.update(self.build, total=total + data["n"])
+        elif event == "budget":
+            self.console.print(f"time budget: {data['seconds'] / 60:.1f} min for the loop (the student-alone arm took "
+                               f"{data['arm_seconds']:.0f}s; as long is kept for the with-library arm)")
         elif event == "plan":
             self.progress.update(self.build, description=f"build: round {data['iteration'] + 1}")
         elif event == "stop":
-            self.console.print(f"[yellow]stopping early:[/] {data['reason']}")
+            self.console.print(f"[yellow]loop ends:[/] {data['reason']}")
         elif event == "harmful":
             self.console.print(f"  [red]! entries {', '.join(data['ids'])} were in the way on {data['scenario']}[/]")
         elif event == "difficulty":
@@ -67,7 +73,9 @@ class BuildDisplay:
         elif event == "start" and data.get("resumed"):
             self.console.print(f"resuming run {data['run_id']}")
         elif event == "eval":
-            self.eval = self.progress.add_task("held-out eval", total=data["n"], info="")
+            if self.eval is not None:
+                self.progress.update(self.eval, visible=False)
+            self.eval = self.progress.add_task(data.get("name", "held-out eval"), total=data["n"], info="")
         elif event == "eval_item" and self.eval is not None:
             self.progress.advance(self.eval)
         self.progress.update(self.build, info=self._info())
@@ -126,7 +134,7 @@ def print_report(console: Console, report: BuildReport) -> None:
         )
     console.print(rounds)
     if state.stop_reason:
-        console.print(f"[yellow]stopped early: {state.stop_reason}[/]")
+        console.print(f"[yellow]loop ended: {state.stop_reason}[/]")
     table = Table(title=f"Held-out accuracy on {report.task} (same {report.arms[0].total} items, same seed)")
     table.add_column("arm")
     table.add_column("accuracy", justify="right")
@@ -137,6 +145,10 @@ def print_report(console: Console, report: BuildReport) -> None:
             arm.name, f"{arm.accuracy:.0%}", f"{arm.correct}/{arm.total}", f"{arm.seconds / max(arm.total, 1):.1f}"
         )
     console.print(table)
+    if len(report.arms) == 2 and report.arms[1].reused:
+        last = report.arms[1]
+        console.print(f"{last.reused} of {last.total} items retrieved no entry: their prompt is the student-alone "
+                      "prompt, so that answer stands", highlight=False)
     if len(report.arms) == 2 and report.arms[0].total:
         from agentkd.eval.stats import paired_bootstrap
 

@@ -156,7 +156,7 @@ def build(
                                                      "server's slots with --student-api-base.")] = 1,
     max_teacher_tokens: Annotated[int | None, typer.Option(help="Stop once the teacher used this many tokens.")] = None,
     max_cost: Annotated[float | None, typer.Option(help="Stop when teacher spend reaches this many USD.")] = None,
-    max_minutes: Annotated[float | None, typer.Option(help="Stop the loop after this many minutes.")] = None,
+    max_minutes: Annotated[float | None, setting("build_minutes", "--max-minutes")] = None,
     min_gain: Annotated[
         float | None, typer.Option(help="Stop when admitted lift per 1k teacher tokens falls below this.")
     ] = None,
@@ -183,7 +183,8 @@ def build(
     settings = get_settings(teacher=teacher, student=student, library=library, collection=collection, seed=seed,
                             student_api_base=student_api_base, iterations=iterations, batch_size=batch_size,
                             heldout=heldout, admission_items=admission_items, admission_alpha=alpha,
-                            probe_temperature=probe_temperature, max_strategies=max_strategies, samples=samples)
+                            probe_temperature=probe_temperature, max_strategies=max_strategies, samples=samples,
+                            build_minutes=max_minutes)
     if student_concurrency > 1 and not settings.student_api_base:
         raise ConfigError("--student-concurrency > 1 needs a served student; an in-process student already runs "
                           "batch_width episodes at once (AGENTKD_BATCH_WIDTH).",
@@ -192,8 +193,7 @@ def build(
         resume = latest_unfinished_run(settings)
         if resume is None:
             raise ConfigError("there is no unfinished run to resume.", hint="start one with `agentkd build`.")
-    budget = Budget(max_teacher_tokens=max_teacher_tokens, max_cost_usd=max_cost,
-                    max_seconds=max_minutes * 60 if max_minutes else None, min_gain_per_1k_tokens=min_gain)
+    budget = Budget(max_teacher_tokens=max_teacher_tokens, max_cost_usd=max_cost, min_gain_per_1k_tokens=min_gain)
     config = dataclasses.replace(BuildConfig.from_settings(settings), teacher_concurrency=teacher_concurrency,
                                  student_concurrency=student_concurrency, budget=budget)
     with BuildDisplay(console, iterations=config.iterations, batch_size=config.batch_size) as display:

@@ -207,16 +207,19 @@ def run_build(
         progress=progress,
     )
     progress("start", run_id=run_id, iterations=config.iterations, batch_size=config.batch_size, resumed=bool(resume))
+    # the student alone first: it does not depend on the library, and its time is what the last arm will need
+    scenarios = task.scenarios("heldout", heldout, seed=settings.seed)
+    alone = _baseline(spec_path, ctx, scenarios, width)
+    ctx.config = dataclasses.replace(config, budget=_loop_budget(config.budget, settings.build_minutes, t0, alone))
+    if ctx.config.budget.max_seconds is not None:
+        progress("budget", seconds=ctx.config.budget.max_seconds, arm_seconds=alone.wall)
     with sqlite_checkpointer(ckpt_path) as saver:
         state = run(ctx, checkpointer=saver, thread_id=run_id, resume=bool(resume))
 
-    scenarios = task.scenarios("heldout", heldout, seed=settings.seed)
-    progress("eval", n=len(scenarios) * 2)
-    tick = lambda: progress("eval_item")  # noqa: E731
-    arms = [
-        run_arm("student alone", ctx.student, task, scenarios, use_library=False, progress=tick, width=width),
-        run_arm("student + library", ctx.student, task, scenarios, use_library=True, progress=tick, width=width),
-    ]
+    progress("eval", n=len(scenarios), name="held-out: student + library")
+    used = run_arm("student + library", ctx.student, task, scenarios, use_library=True,
+                   progress=lambda: progress("eval_item"), width=width, reuse=alone)
+    arms = [alone, used]
     spec = _read_spec(spec_path)
     admitted = _admitted(state, log_path, ctx.library)
     spec.update(finished=True, accuracy={a.name: a.accuracy for a in arms}, admitted=admitted)
@@ -236,6 +239,33 @@ def run_build(
         alpha=config.alpha,
         coverage=example_coverage(task, ctx.library),
     )
+
+
+def _baseline(spec_path: Path, ctx: BuildContext, scenarios: list[Any], width: int) -> ArmResult:
+    """The student alone on the held-out items, run once per build: a resumed run reads it from its spec."""
+    spec = _read_spec(spec_path)
+    saved = spec.get("baseline")
+    if isinstance(saved, dict) and [i.get("id") for i in saved.get("items", [])] == [s.id for s in scenarios]:
+        return ArmResult(**saved)
+    ctx.progress("eval", n=len(scenarios), name="held-out: student alone")
+    alone = run_arm("student alone", ctx.student, ctx.task, scenarios, use_library=False,
+                    progress=lambda: ctx.progress("eval_item"), width=width)
+    spec["baseline"] = dataclasses.asdict(alone)
+    _write_spec(spec_path, spec)
+    return alone
+
+
+MARGIN_S = 15.0  # report, plot and closing the models
+
+
+def _loop_budget(budget: Budget, minutes: float, t0: float, alone: ArmResult) -> Budget:
+    """The loop's wall-time budget: what ``minutes`` leaves after the time spent so far (models, the
+    student-alone arm) and the time the with-library arm will take (about the student-alone arm's)."""
+    if not minutes:
+        return budget
+    left = minutes * 60 - (time.perf_counter() - t0) - alone.wall - MARGIN_S
+    seconds = max(left, 0.0) if budget.max_seconds is None else min(budget.max_seconds, max(left, 0.0))
+    return budget.model_copy(update={"max_seconds": seconds, "started": time.time()})
 
 
 def example_coverage(task: Any, library: Any) -> tuple[int, int] | None:

@@ -86,6 +86,10 @@ class Budget(BaseModel):
     min_gain_per_1k_tokens: float | None = None  # stop when admitted lift per 1k teacher tokens falls below
     started: float = Field(default_factory=time.time)
 
+    def remaining(self) -> float | None:
+        """Seconds of wall time left, or None without a time limit."""
+        return None if self.max_seconds is None else self.max_seconds - (time.time() - self.started)
+
     def exceeded(
         self, *, teacher_tokens: int, cost_usd: float, last_gain: float | None, last_tokens: int
     ) -> str | None:

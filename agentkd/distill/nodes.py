@@ -35,6 +35,8 @@ from agentkd.errors import TeacherError
 from agentkd.schema import Attempt, Provenance, Scenario, Strategy, Verdict
 from agentkd.tasks.base import run_attempt
 
+FIRST_CANDIDATE_S = 90.0  # a 0.5B student and a 1.5B teacher on 2 cores: ~60-120 s per candidate
+
 
 class Candidate(BaseModel):
     strategy: Strategy
@@ -154,6 +156,9 @@ class Nodes:
         self._writes: dict[int, int] = {}  # entries granted per round (the cap applies first come, first served)
         self._writes_lock = threading.Lock()
         self._solutions: dict[str, str] = {}  # scenario id -> the teacher's solution, computed once per build
+        self._started: dict[str, float] = {}  # scenario id -> when its candidate's writing began
+        self._costs: list[float] = []  # seconds each candidate took, writing to decision, on this machine
+        self._out_of_time = False
 
     # --- once per round ---
 
@@ -167,6 +172,7 @@ class Nodes:
             last_gain=last.lift_sum if last else None,
             last_tokens=last.teacher_tokens if last else 0,
         )
+        reason = reason or self._no_time_left()
         if reason:
             self.ctx.progress("stop", reason=reason)
             return {"stop_reason": reason}
@@ -177,13 +183,13 @@ class Nodes:
     def generate_scenarios(self, state: BuildState) -> dict[str, Any]:
         cfg, task = self.ctx.config, self.ctx.task
         seed = cfg.seed + state.iteration * 7919
-        targeted = getattr(task, "scenarios_for", None)
         # categories that already have an admitted worked example need no more; fresh draws find new ones
         covered = {o.scenario.category for o in state.outcomes if o.admitted and o.admitted.startswith("e-")}
         plan = {c: n for c, n in state.plan.items() if c not in covered}
-        if targeted is not None and plan:
-            aimed = [sc for cat, n in sorted(plan.items())
-                     for sc in targeted(cat, n, seed, state.curriculum.difficulty(cat))][: max(cfg.batch_size // 2, 1)]
+        # the source's draws aimed at the planned categories (None: it cannot draw by category)
+        drawn = [task.scenarios_for(cat, n, seed, state.curriculum.difficulty(cat)) for cat, n in sorted(plan.items())]
+        if drawn and all(d is not None for d in drawn):
+            aimed = [sc for d in drawn if d for sc in d][: max(cfg.batch_size // 2, 1)]
             fresh = [sc for sc in task.scenarios("train", cfg.batch_size * 2, seed=seed + 1)
                      if sc.category not in covered and sc.id not in {a.id for a in aimed}]
             scenarios = aimed + fresh[: cfg.batch_size - len(aimed)]
@@ -239,11 +245,31 @@ class Nodes:
             granted = self._writes.get(iteration, 0)
             if granted >= self.ctx.config.max_strategies_per_iteration:
                 return False
+            if (reason := self._no_time_left()) is not None:
+                if not self._out_of_time:
+                    self._out_of_time = True
+                    self.ctx.progress("stop", reason=f"no new candidates: {reason}")
+                return False
             self._writes[iteration] = granted + 1
             return True
 
+    def candidate_seconds(self) -> float:
+        """What one candidate takes here (teacher writing, then its paired trials): the median of those
+        measured so far, else a cautious first guess."""
+        costs = sorted(self._costs)
+        return costs[len(costs) // 2] if costs else FIRST_CANDIDATE_S
+
+    def _no_time_left(self) -> str | None:
+        """Why no candidate can start and be decided within the wall-time budget, or None."""
+        left = self.ctx.config.budget.remaining()
+        if left is None or left >= self.candidate_seconds():
+            return None
+        return (f"wall-time budget: {max(left, 0):.0f}s left, a candidate takes ~{self.candidate_seconds():.0f}s "
+                "here (build_minutes, --max-minutes)")
+
     def write_strategy(self, state: ScenarioState) -> dict[str, Any]:
         assert state.attempt is not None
+        self._started[state.scenario.id] = time.time()
         result = self._write_one(state.scenario, state.attempt, state.peers)
         return {"candidate": result} if isinstance(result, Candidate) else {"rejected": result}
 
@@ -295,6 +321,8 @@ class Nodes:
             cand = state.candidate.strategy
             result = admit_candidate(self.ctx, cand, sc, state.iteration, seen=state.candidate.seen)
             outcome.candidate, outcome.solution = cand.title, state.candidate.solution
+            if (began := self._started.pop(sc.id, None)) is not None:
+                self._costs.append(time.time() - began)
             if result.admitted_id:
                 outcome.admitted, outcome.lift = result.admitted_id, result.strategy.effect.lift
             else:

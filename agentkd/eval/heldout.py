@@ -7,6 +7,7 @@ episode when it has one (``run_attempt``) and its own grading (``grade``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from agentkd.distill.grading import judge
 from agentkd.schema import Scenario
 from agentkd.student.student import Student
 from agentkd.tasks import TaskSource, run_attempt
+from agentkd.tasks.base import EpisodeTask
 
 
 @dataclass
@@ -24,8 +26,10 @@ class ArmResult:
     name: str
     correct: int = 0
     total: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # the items' own times, summed
     completion_tokens: int = 0
+    wall: float = 0.0  # the arm's wall time (items run ``width`` at once)
+    reused: int = 0  # items whose prompt was the baseline's (nothing retrieved): its answer stands
     score: float = 0.0  # sum of the verdicts' scores (partial credit, e.g. tau2's action-level score)
     items: list[dict[str, object]] = field(default_factory=list)
 
@@ -50,11 +54,23 @@ def run_arm(
     use_library: bool,
     progress: Callable[[], None] | None = None,
     width: int = 1,
+    reuse: ArmResult | None = None,
 ) -> ArmResult:
     """Evaluate ``student`` on ``scenarios``; without the library it gets no strategies at all. ``width`` items
-    run at once (a batched in-process model, or a server's slots); the result is in scenario order."""
+    run at once (a batched in-process model, or a server's slots); the result is in scenario order.
+
+    ``reuse``: the student-alone arm on the same items. An item for which the library retrieves nothing gets
+    exactly that arm's prompt, so its answer there stands (the pair differs only where the library does)
+    instead of being decoded again; single-turn tasks only (an episode's later turns may retrieve).
+    """
+    started = time.perf_counter()
+    before = {str(i["id"]): i for i in reuse.items} if reuse is not None and not isinstance(task, EpisodeTask) else {}
 
     def one(sc: Scenario) -> dict[str, object]:
+        if sc.id in before and use_library and not student.retrieve(sc.question, sc.task):
+            if progress:
+                progress()
+            return {**before[sc.id], "strategies": [], "reused": True, "seconds": 0.0, "completion_tokens": 0}
         attempt = run_attempt(task, student, sc, strategies=None if use_library else [])
         verdict = grade(task, sc, attempt)
         if progress:
@@ -68,8 +84,9 @@ def run_arm(
             items = list(pool.map(one, scenarios))
     else:
         items = [one(sc) for sc in scenarios]
-    arm = ArmResult(name)
+    arm = ArmResult(name, wall=time.perf_counter() - started)
     for item in items:
+        arm.reused += int(bool(item.get("reused")))
         arm.correct += int(bool(item["correct"]))
         arm.score += float(item["score"])  # type: ignore[arg-type]
         arm.total += 1
