@@ -32,21 +32,25 @@ BUILTIN_PREFIXES = {"tau2", "bfcl", "spec", "jsonl"}
 
 
 def load_task(name: str) -> TaskSource:
-    """A task by name, or any adapter class given as ``module.path:ClassName`` (instantiated without arguments)."""
-    from agentkd.tasks import get_task
+    """A task by name, or any adapter class given as ``module.path:ClassName`` (instantiated without arguments).
+
+    A class that does not inherit ``agentkd.tasks.Task`` is wrapped here, once (``as_task``), so every
+    caller can rely on the members and defaults of ``Task``."""
+    from agentkd.tasks import as_task, get_task
 
     module, _, attr = name.partition(":")
     if attr and module not in BUILTIN_PREFIXES:
         import importlib
 
         try:
-            return getattr(importlib.import_module(module), attr)()  # type: ignore[no-any-return]
+            source = getattr(importlib.import_module(module), attr)()
         except (ImportError, AttributeError) as exc:
             raise ConfigError(
                 f"cannot load task adapter {name!r}: {exc}",
-                hint="pass module.path:ClassName of a class implementing agentkd.tasks.TaskSource",
+                hint="pass module.path:ClassName of a class implementing agentkd.tasks.Task",
             ) from exc
-    return get_task(name)  # type: ignore[no-any-return]
+        return as_task(source)
+    return get_task(name)
 
 
 def open_teacher(settings: Settings, log: RunLog | None = None) -> Teacher:
@@ -106,8 +110,8 @@ def student_tools(task: TaskSource | None) -> ToolBox:
     """What the student may call: the task's own tools, else the Python sandbox (used as ```python blocks)."""
     from agentkd.tools import code_tools
 
-    own = getattr(task, "tools", None) if task is not None else None
-    return own() if callable(own) else code_tools()
+    own = task.tools() if task is not None else None
+    return own if own is not None else code_tools()
 
 
 def open_student(
@@ -124,9 +128,12 @@ def open_student(
     """The student every command runs: the task's tools and the library behind the measured retriever.
 
     ``library``: an open library to retrieve from (else the configured one is opened, unless
-    ``use_library`` is False and the student answers bare).
+    ``use_library`` is False and the student answers bare). ``task`` may be any source (``as_task``).
     """
     from agentkd.student.student import Student
+    from agentkd.tasks import as_task
+
+    task = as_task(task) if task is not None else None
 
     if not settings.student_api_base:
         check_model(catalog.resolve(settings.student, root=settings.models_dir), settings)
@@ -147,7 +154,7 @@ def open_student(
     )
     student.example_min_score = settings.example_min_score
     if task is not None:
-        student.task, student.instructions = task.name, str(getattr(task, "instructions", "") or "")
+        student.task, student.instructions = task.name, task.instructions
     options = getattr(student.llm, "options", None)
     if options is not None and log is not None:
         log.event("llama_load", model=settings.student, extra_bufts=options.extra_bufts, reason=options.reason)
@@ -206,12 +213,14 @@ class OneQueryAtATime:
         return getattr(self.inner, name)
 
 
-def attach_teacher(task: Any, teacher: Any, name: str) -> None:
-    """Give a task that needs a model (a spec's scenario writer and grader, tau2's customer) the teacher."""
-    for role in ("teacher", "customer"):
-        if hasattr(task, role) and getattr(task, role) is None:
-            setattr(task, role, teacher)
-    if hasattr(task, "customer_view") and name.startswith("local/"):
+def attach_teacher(task: TaskSource, teacher: Any, name: str) -> None:
+    """Give a task that needs a model (``model_roles``: a spec's scenario writer and grader, tau2's customer)
+    the teacher, where none is set yet."""
+    if "teacher" in task.model_roles and task.teacher is None:
+        task.teacher = teacher
+    if "customer" in task.model_roles and task.customer is None:
+        task.customer = teacher
+    if task.customer_view is not None and name.startswith("local/"):
         task.customer_view = "transcript"  # small local simulators answer as the agent when roles are flipped
 
 

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from agentkd.schema import Scenario, Verdict, short_id
+from agentkd.tasks import Task
 from agentkd.tools import ToolBox
 
 PHRASE = "blue lantern"
@@ -24,7 +25,7 @@ STRATEGY = {
 CLUBS = ["Orchid Club"]
 
 
-class PassPhraseTask:
+class PassPhraseTask(Task):
     name = "passphrase"
     instructions = "Reply in one short line."
     strategy_focus = "The student answers visitors in one line; it does not know the club's secrets."

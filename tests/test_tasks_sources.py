@@ -16,6 +16,7 @@ from agentkd.tasks import (
     EpisodeTask,
     ReasoningGymTask,
     ToolTask,
+    as_task,
     get_task,
     grade_attempt,
     in_train_split,
@@ -37,6 +38,7 @@ class RecordingStudent:
 def test_plain_sources_fall_back_to_the_students_loop_and_check() -> None:
     task = ReasoningGymTask("gsm_symbolic")
     assert not isinstance(task, EpisodeTask | AttemptGrader | ToolTask)
+    assert not any(task.has_own(m) for m in ("tools", "run", "grade")) and task.has_own("scenarios_for")
     sc = Scenario(id="s", task=task.name, question="3 + 4?", answer="7")
     student = RecordingStudent()
     attempt = run_attempt(task, student, sc, strategies=[])
@@ -62,7 +64,8 @@ def test_sources_with_their_own_episode_and_grade_are_used() -> None:
             return Verdict(correct=True, score=0.25, reasons=attempt.answer)
 
     task, sc = Own(), Scenario(id="s", task="own", question="q")
-    assert isinstance(task, EpisodeTask) and isinstance(task, AttemptGrader)
+    assert isinstance(task, EpisodeTask) and isinstance(task, AttemptGrader)  # the old checks still answer
+    assert as_task(task).has_own("run") and as_task(task).has_own("grade") and not as_task(task).has_own("tools")
     verdict = grade_attempt(task, sc, run_attempt(task, RecordingStudent(), sc))
     assert verdict.reasons == "ran with 'be brief'" and verdict.score == 0.25
 

@@ -57,14 +57,13 @@ def passes(ctx: BuildContext, sc: Scenario, strategies: list[Strategy] | None, s
 def category_items(ctx: BuildContext, category: str, n: int, seed: int, source: Scenario | None = None
                    ) -> list[Scenario]:
     """Up to ``n`` fresh items of ``category`` (never ``source`` itself): the source's sibling generator,
-    its draw by category, or its train split filtered to the category."""
-    siblings, targeted = getattr(ctx.task, "siblings", None), getattr(ctx.task, "scenarios_for", None)
-    if source is not None and siblings is not None:
-        items = list(siblings(source, n + 1, seed))
-    elif targeted is not None:
-        items = list(targeted(category, n + 1, seed, source.difficulty if source else 1))
-    else:
-        items = list(ctx.task.scenarios("train", 3 * (n + 1), seed=seed))
+    its draw by category, or its train split filtered to the category (the first the task can do)."""
+    task = ctx.task
+    items = task.siblings(source, n + 1, seed) if source is not None else None
+    if items is None:
+        items = task.scenarios_for(category, n + 1, seed, source.difficulty if source else 1)
+    if items is None:
+        items = task.scenarios("train", 3 * (n + 1), seed=seed)
     out = {s.id: s for s in items if s.category == category and (source is None or s.id != source.id)}
     return list(out.values())[:n]
 

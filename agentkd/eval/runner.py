@@ -31,7 +31,7 @@ from agentkd.models.runlog import CallRecord, RunLog
 from agentkd.parts import OneQueryAtATime
 from agentkd.prompts import render
 from agentkd.schema import Attempt, Progress, Scenario
-from agentkd.tasks import EpisodeTask, TaskSource, run_attempt
+from agentkd.tasks import TaskSource, as_task
 from agentkd.tools import ToolBox
 
 
@@ -122,7 +122,7 @@ class _Arena:
 
     def width(self, arm: ArmSpec) -> int:
         """Items of ``arm`` run at once: a student arm on an in-process model batches (``batch_width``)."""
-        batchable = arm.who != "teacher" and not isinstance(self.task, EpisodeTask)  # an episode drives a teacher
+        batchable = arm.who != "teacher" and not self.task.has_own("run")  # an episode drives a teacher
         return max(self.settings.batch_width, 1) if batchable and hasattr(self.student.llm, "batched") else 1
 
     def item_solver(self, solver: Any, batched: Any, retriever: Any) -> Any:
@@ -139,10 +139,9 @@ class _Arena:
         error = ""
         strategies: list[Any] | None = None if arm.library is not None else []
         try:
-            if isinstance(self.task, EpisodeTask):
-                attempt = run_attempt(self.task, solver, scenario, strategies=strategies)
-            else:
-                attempt = solver.attempt(scenario, instructions=self.instructions(arm), strategies=strategies)
+            # an episode of the task's own gets its instructions; one student attempt, the arm's (maybe with CoT)
+            instructions = self.task.instructions if self.task.has_own("run") else self.instructions(arm)
+            attempt = self.task.run(solver, scenario, instructions=instructions, strategies=strategies)
         except TeacherError as exc:  # the teacher (or tau2's customer) gave up after its retries: a lost item
             attempt, error = Attempt(scenario_id=scenario.id, answer=""), str(exc)
         seconds = time.perf_counter() - t0
@@ -172,7 +171,8 @@ def run_eval(
 ) -> EvalResult:
     """Evaluate every arm on the same scenarios; write results.json, the reports and the transcripts to ``out``.
 
-    ``parts`` (``{"student": ..., "teacher": ...}``) and ``task`` replace what the settings would build.
+    ``parts`` (``{"student": ..., "teacher": ...}``) and ``task`` (any source: ``as_task`` adapts one that
+    does not inherit ``Task``) replace what the settings would build.
     """
     from agentkd.eval.publish import write_report
     from agentkd.parts import attach_teacher, ensure_models, load_task, open_parts
@@ -193,9 +193,9 @@ def run_eval(
         progress("pack", name=manifest.name, entries=manifest.build.entries)
     out = config.out
     (out / "transcripts").mkdir(parents=True, exist_ok=True)
-    task = task if task is not None else load_task(config.task)
+    task = as_task(task) if task is not None else load_task(config.task)
     if parts is None:
-        needs_teacher = any(a.who == "teacher" for a in arms) or hasattr(task, "customer") or hasattr(task, "teacher")
+        needs_teacher = any(a.who == "teacher" for a in arms) or bool(task.model_roles)
         ensure_models(settings if needs_teacher else settings.model_copy(update={"teacher": settings.student}),
                       progress)
         parts = open_parts(settings, RunLog(out / "calls.jsonl"), task)

@@ -81,7 +81,7 @@ def run_scenarios(settings: Settings, run_id: str, spec: dict[str, Any], task: T
     if not scenarios:
         raise ConfigError(f"build run {run_id} has no scenarios: {problem}, and re-drawing gave none.",
                           hint="use --task NAME --n N to draw scenarios from a task instead.")
-    targeted = " (approximate: this task draws by curriculum)" if hasattr(task, "scenarios_for") else ""
+    targeted = " (approximate: this task draws by curriculum)" if task.has_own("scenarios_for") else ""
     return ScenarioSource(scenarios, "re-drawn", f"{len(scenarios)} scenarios re-drawn from {spec.get('task')} with "
                           f"build run {run_id}'s seed, because {problem}{targeted}")
 

@@ -19,7 +19,7 @@ from agentkd.distill.grading import judge
 from agentkd.errors import TaskError, TeacherError
 from agentkd.prompts import render
 from agentkd.schema import Attempt, Message, Scenario, Strategy, ToolCallRecord, Verdict
-from agentkd.tasks import EpisodeTask, TaskSource
+from agentkd.tasks import TaskSource, as_task
 from agentkd.teacher.teacher import Teacher
 from agentkd.tools import ToolBox
 
@@ -115,7 +115,8 @@ class TrajectoryCollector:
         max_tokens: int = 700,
         tool_first: bool = True,
     ) -> None:
-        if isinstance(task, EpisodeTask):
+        task = as_task(task)
+        if task.has_own("run"):
             raise TaskError(
                 f"task {task.name!r} runs its own multi-turn episodes, which export-sft cannot replay yet.",
                 hint="export from a task the student answers in one conversation (gsm_symbolic, any "

@@ -7,9 +7,12 @@ Names ``get_task`` knows:
 - ``spec:<path.yaml>``: a one-page domain spec; the teacher writes the scenarios and grades with its rubric;
 - ``jsonl:<path.jsonl>``: a plain file of ``{"question": ..., "answer": ...}`` lines.
 
-Beyond the ``TaskSource`` protocol a source may have ``tools()``, ``run(student, scenario, ...)`` (its own
-episode loop) and ``grade(scenario, attempt)`` (grading the whole attempt); ``run_attempt`` and
-``grade_attempt`` use them when present and fall back to ``Student.attempt`` and ``check``.
+Every source is a ``Task`` (``agentkd.tasks.base``; ``TaskSource`` is the same class): it implements
+``scenarios`` and ``check`` and may override ``tools()``, ``run(student, scenario, ...)`` (its own episode
+loop), ``grade(scenario, attempt)`` (grading the whole attempt), ``siblings``, ``scenarios_for`` and
+``categories``; the defaults are ``Student.attempt``, ``check`` on the final answer and "cannot". A class
+that does not inherit ``Task`` is wrapped by ``as_task`` (``parts.load_task`` does it for
+``module.path:Class``), which fills in the same defaults.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from agentkd.tasks.base import (
     AttemptGrader,
     EpisodeTask,
     Split,
+    Task,
+    TaskAdapter,
     TaskSource,
     ToolTask,
+    as_task,
     extract_number,
     grade_attempt,
     in_train_split,
@@ -36,8 +42,11 @@ __all__ = [
     "EpisodeTask",
     "ReasoningGymTask",
     "Split",
+    "Task",
+    "TaskAdapter",
     "TaskSource",
     "ToolTask",
+    "as_task",
     "extract_number",
     "get_task",
     "grade_attempt",
@@ -47,7 +56,7 @@ __all__ = [
 ]
 
 
-def get_task(name: str, *, teacher: Any = None, customer: Any = None) -> TaskSource:
+def get_task(name: str, *, teacher: Any = None, customer: Any = None) -> Task:
     """A task source by name (see the module docstring).
 
     ``teacher`` writes and grades a spec's scenarios; ``customer`` plays tau2's customer (the teacher

@@ -26,7 +26,7 @@ from typing import Any
 from agentkd.errors import TaskError
 from agentkd.prompts import render
 from agentkd.schema import Attempt, Message, Scenario, Strategy, ToolCallRecord, Verdict
-from agentkd.tasks.base import Split, in_train_split, package_dir
+from agentkd.tasks.base import Split, Task, in_train_split, package_dir
 from agentkd.tasks.bfcl_checker import ast_checker, fc_name
 from agentkd.tasks.episode import Stopwatch, StudentLike, chat, choose_strategies
 
@@ -142,7 +142,7 @@ def _shape(fn: dict[str, Any] | None) -> str:
     return "float" if "float" in kinds else "scalar"
 
 
-class BfclTask:
+class BfclTask(Task):
     """BFCL simple / multiple: one function call per question, graded by BFCL's AST checker."""
 
     instructions = "Answer with one call of the right function, written as name(argument=value, ...)."

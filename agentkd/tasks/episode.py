@@ -12,7 +12,9 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
 
 from agentkd.chat import ChatModel, ChatResult, final_result
 from agentkd.errors import TaskError
@@ -43,6 +45,18 @@ class Customer(Protocol):
     """What plays the simulated customer: a model that completes a conversation (``Teacher.complete``)."""
 
     def complete(self, messages: list[Message], *, purpose: str = ..., max_tokens: int = ...) -> dict[str, Any]: ...
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StructuredModel(Protocol):
+    """A model that answers with validated JSON (``agentkd.teacher.teacher.Teacher``): a spec's scenario writer
+    and grader."""
+
+    def structured(
+        self, messages: list[Message], output: type[M], *, purpose: str = ..., max_tokens: int = ...
+    ) -> M: ...
 
 
 def choose_strategies(

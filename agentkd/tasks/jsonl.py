@@ -15,10 +15,10 @@ from typing import Any
 
 from agentkd.errors import TaskError
 from agentkd.schema import Scenario, Verdict, short_id
-from agentkd.tasks.base import Split, in_train_split, numeric_match
+from agentkd.tasks.base import Split, Task, in_train_split, numeric_match
 
 
-class JsonlTask:
+class JsonlTask(Task):
     """Questions with ground-truth answers from a JSONL file."""
 
     instructions = "When you know the result, end your reply with a line 'Answer: <answer>'."

@@ -15,7 +15,7 @@ from typing import Any
 
 from agentkd.errors import TaskError
 from agentkd.schema import Scenario, Verdict, short_id
-from agentkd.tasks.base import Split, numeric_match
+from agentkd.tasks.base import Split, Task, numeric_match
 
 HELDOUT_SEED_OFFSET = 1_000_003
 VALIDATION_SEED_OFFSET = 500_000_003
@@ -23,7 +23,7 @@ UNSEEN_EVERY = 4  # every 4th template (in sorted order) is held back from build
 _OVERSAMPLE = 4  # items drawn per wanted item when a split keeps only some templates
 
 
-class ReasoningGymTask:
+class ReasoningGymTask(Task):
     """A reasoning-gym dataset as a task source; answers are ground truth."""
 
     instructions = "When you know the result, end your reply with a line 'Answer: <number>'."

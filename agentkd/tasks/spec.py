@@ -16,7 +16,7 @@ import random
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -24,23 +24,21 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from agentkd.errors import TaskError, ToolError
 from agentkd.prompts import render
 from agentkd.schema import Attempt, Message, Scenario, Strategy, Verdict, short_id
-from agentkd.tasks.base import Split
-from agentkd.tasks.episode import Stopwatch, StudentLike, agent_turn, choose_strategies, require_fit
+from agentkd.tasks.base import Split, Task
+from agentkd.tasks.episode import (
+    Stopwatch,
+    StructuredModel,
+    StudentLike,
+    agent_turn,
+    choose_strategies,
+    require_fit,
+)
 from agentkd.tools import Tool, ToolBox
 
-M = TypeVar("M", bound=BaseModel)
 HELDOUT_SEED_OFFSET = 1_000_003
 _SAFE_BUILTINS = {f.__name__: f for f in (abs, all, any, bool, dict, float, int, len, list, max, min, round, sorted,
                                          str, sum, tuple)}
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-
-
-class StructuredModel(Protocol):
-    """A model that answers with validated JSON (``agentkd.teacher.teacher.Teacher``)."""
-
-    def structured(
-        self, messages: list[Message], output: type[M], *, purpose: str = ..., max_tokens: int = ...
-    ) -> M: ...
 
 
 class ToolSpec(BaseModel):
@@ -147,23 +145,22 @@ class RubricVerdict(BaseModel):
     passed: bool = Field(description="True only if the answer is correct and follows the policy")
 
 
-class SpecTask:
+class SpecTask(Task):
     """A task source from a domain spec: teacher-generated scenarios, a teacher rubric as the judge."""
 
     instructions = ""
+    model_roles = ("teacher",)
 
     def __init__(self, spec: DomainSpec | str | Path, *, teacher: StructuredModel | None = None,
                  max_steps: int = 4) -> None:
         self.spec = spec if isinstance(spec, DomainSpec) else DomainSpec.load(spec)
         self.name, self.teacher, self.max_steps = f"spec:{self.spec.name}", teacher, max_steps
         self._cache: dict[tuple[str, int, int], list[Scenario]] = {}
-
-    @property
-    def strategy_focus(self) -> str:
         tools = ", ".join(t.name for t in self.spec.tools) or "none"
-        return (f"The student is an assistant for this domain: {self.spec.description.strip()} It acts through "
-                f"its tools ({tools}) and must follow the domain's policy. Typical mistakes: answering from memory "
-                "instead of a tool, a wrong or missing argument, breaking the policy, not answering what was asked.")
+        self.strategy_focus = (
+            f"The student is an assistant for this domain: {self.spec.description.strip()} It acts through its "
+            f"tools ({tools}) and must follow the domain's policy. Typical mistakes: answering from memory instead "
+            "of a tool, a wrong or missing argument, breaking the policy, not answering what was asked.")
 
     def tools(self) -> ToolBox:
         return self.spec.toolbox()

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from agentkd.errors import TaskError
 from agentkd.prompts import render
 from agentkd.schema import Attempt, Message, Scenario, Strategy, Verdict
-from agentkd.tasks.base import Split, package_dir
+from agentkd.tasks.base import Split, Task, package_dir
 from agentkd.tasks.episode import Customer, Stopwatch, StudentLike, agent_turn, choose_strategies, require_fit
 from agentkd.tasks.tau2_grade import STOP, USER_STOPS, expected_db_hash, grade_episode
 from agentkd.tasks.tau2_tools import DB, WRITE_TOOLS, RetailTools, fresh, normalize
@@ -78,7 +78,7 @@ def _call_text(action: dict[str, Any]) -> str:
     return f"{action['name']}({args})"
 
 
-class Tau2Task:
+class Tau2Task(Task):
     """A tau2 domain: scenarios from its split file, a simulated customer, tau2's grading."""
 
     instructions = ""  # the policy is the agent's system prompt
@@ -89,6 +89,7 @@ class Tau2Task:
         "policy forbids, ending the conversation before the request is done."
     )
     n_ctx = 16384  # policy + tool schemas alone are ~4.7k tokens; builds raise the student's context to this
+    model_roles = ("customer",)
 
     def __init__(
         self,
