@@ -63,3 +63,26 @@ def test_the_library_arm_reuses_the_alone_answer_where_nothing_is_retrieved(tmp_
     assert used.reused == 0 and used.completion_tokens > 0, "where the library retrieves, the student really answers"
     assert all(i["strategies"] for i in used.items)
     assert json.dumps(used.items)  # the arm's record is plain data (it is written into the run spec)
+
+
+@pytest.mark.model
+def test_eval_keeps_the_student_answer_where_the_library_retrieves_nothing(tmp_path: Path, smollm_path: Path) -> None:
+    from agentkd.config import get_settings
+    from agentkd.eval.runner import EvalConfig, run_eval
+    from agentkd.models.runlog import RunLog
+
+    task = PassPhraseTask()
+    library = Library.open(str(tmp_path / "lib"), "passphrase")
+    student = Student(smollm_path, tools=ToolBox([]), retriever=library, n_ctx=2048, max_tokens=16, log=RunLog())
+    out = tmp_path / "eval"
+    config = EvalConfig(task="passphrase", n=3, seed=2, arms="student,student+library,student+vote:2", out=out,
+                        resamples=50)
+    result = run_eval(get_settings(student=str(smollm_path)), config, parts={"student": student, "teacher": None},
+                      task=task)
+    alone, used = ([i for i in result.items if i.arm == arm] for arm in ("student", "student+library"))
+    assert [i.reused_from for i in used] == ["student"] * 3 and [i.answer for i in used] == [i.answer for i in alone]
+    assert all(not i.reused_from for i in result.items if i.arm != "student+library"), "only a library arm reuses"
+    assert "3 of 3 items retrieved nothing" in (out / "report.md").read_text()
+    resumed = run_eval(get_settings(student=str(smollm_path)), EvalConfig(**{**config.__dict__, "resume": True}),
+                       parts={"student": student, "teacher": None}, task=task)
+    assert [i.model_dump() for i in resumed.items] == [i.model_dump() for i in result.items]

@@ -21,6 +21,7 @@ from agentkd.eval.heldout import ArmResult, run_arm
 from agentkd.models.runlog import RunLog, Usage
 from agentkd.parts import attach_teacher, ensure_models, load_task, open_parts, open_teacher
 from agentkd.schema import Progress
+from agentkd.tasks import TaskSource
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a name in the runs directory, never a path
 
@@ -188,9 +189,8 @@ def run_build(
     task = load_task(task_name)
     ensure_models(settings, progress)
     log = RunLog(log_path)
-    task_ctx = getattr(task, "n_ctx", None)
-    if task_ctx and settings.n_ctx < task_ctx:  # e.g. tau2's policy + tools need ~8k
-        settings = settings.model_copy(update={"n_ctx": task_ctx})
+    if task.n_ctx and settings.n_ctx < task.n_ctx:  # e.g. tau2's policy + tools need ~8k
+        settings = settings.model_copy(update={"n_ctx": task.n_ctx})
     parts = open_parts(settings, log, task)
     attach_teacher(task, parts["teacher"], settings.teacher)
     parts["teacher"].scrub = default_scrubber(settings.teacher, scrub)
@@ -268,12 +268,11 @@ def _loop_budget(budget: Budget, minutes: float, t0: float, alone: ArmResult) ->
     return budget.model_copy(update={"max_seconds": seconds, "started": time.time()})
 
 
-def example_coverage(task: Any, library: Any) -> tuple[int, int] | None:
+def example_coverage(task: TaskSource, library: Any) -> tuple[int, int] | None:
     """How many of the task's (train) categories have an admitted worked example in the library."""
-    categories = getattr(task, "categories", None)
-    if categories is None or not hasattr(library, "list"):
+    if not hasattr(library, "list"):
         return None
-    known = set(categories("train"))
+    known = set(task.categories("train"))
     if len(known) <= 1:
         return None
     examples = library.list(status="admitted", kind="example", task=task.name)

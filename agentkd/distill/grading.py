@@ -5,7 +5,6 @@ from __future__ import annotations
 from agentkd.distill.leaks import leaks_answer
 from agentkd.schema import Attempt, Scenario, Verdict
 from agentkd.tasks import TaskSource
-from agentkd.tasks.base import AttemptGrader, grade_attempt
 
 __all__ = ["judge", "leaks_answer"]
 
@@ -13,6 +12,6 @@ __all__ = ["judge", "leaks_answer"]
 def judge(task: TaskSource, scenario: Scenario, attempt: Attempt) -> Verdict:
     """Grade one attempt: the task's own grader (database end state, AST match, a spec's teacher rubric) or
     exact/numeric match when the scenario has an answer; without either there is nothing to grade against."""
-    if isinstance(task, AttemptGrader) or scenario.answer is not None:
-        return grade_attempt(task, scenario, attempt)
+    if task.has_own("grade") or scenario.answer is not None:
+        return task.grade(scenario, attempt)
     return Verdict(correct=False, score=0.0, reasons="no ground truth and no grader", method="rubric")

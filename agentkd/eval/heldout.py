@@ -16,7 +16,6 @@ from agentkd.distill.grading import judge
 from agentkd.schema import Scenario
 from agentkd.student.student import Student
 from agentkd.tasks import TaskSource, run_attempt
-from agentkd.tasks.base import EpisodeTask
 
 
 @dataclass
@@ -64,7 +63,7 @@ def run_arm(
     instead of being decoded again; single-turn tasks only (an episode's later turns may retrieve).
     """
     started = time.perf_counter()
-    before = {str(i["id"]): i for i in reuse.items} if reuse is not None and not isinstance(task, EpisodeTask) else {}
+    before = {str(i["id"]): i for i in reuse.items} if reuse is not None and not task.has_own("run") else {}
 
     def one(sc: Scenario) -> dict[str, object]:
         if sc.id in before and use_library and not student.retrieve(sc.question, sc.task):

@@ -41,6 +41,9 @@ def headline(r: EvalResult) -> Table:
         rows.append([s.label, (s.accuracy.fmt(), s.accuracy.value), diff, split, (s.score.fmt(), s.score.value),
                      f"{s.with_strategies}/{s.n}", f"{s.prompt_tokens:,.0f} / {s.completion_tokens:,.0f}",
                      f"{s.seconds_mean:.1f}"])  # fmt: skip
+    reused = {s.name: sum(bool(i.reused_from) for i in r.items if i.arm == s.name) for s in r.summaries}
+    same = "".join(f" {r.summary(name).label}: {k} of {r.n} items retrieved nothing, so their prompt was the "
+                   f"arm's without the library and that answer stands." for name, k in reused.items() if k)
     return Table(
         "Results",
         ["arm", f"{r.accuracy_name} (95% CI)", f"Δ vs {base.label}", "won / lost", f"{r.score_name} (95% CI)",
@@ -48,7 +51,7 @@ def headline(r: EvalResult) -> Table:
         rows,
         note=f"Every arm answered the same {r.n} items. Δ is the paired difference in percentage points with a "
         f"paired-bootstrap 95% interval (items resampled together); won / lost count items only that arm / only "
-        f"the baseline got right.",
+        f"the baseline got right.{same}",
         anchor="results",
     )
 

@@ -41,6 +41,7 @@ class ItemRecord(BaseModel):
     tool_calls: int = 0
     strategies: list[str] = Field(default_factory=list)
     error: str = ""
+    reused_from: str = ""  # nothing was retrieved, so the prompt was this arm's: its answer stands
 
 
 class CategoryStats(BaseModel):

@@ -210,19 +210,41 @@ def run_eval(
     progress("start", total=len(arms) * len(scenarios), arms=names, n=len(scenarios))
     records: dict[str, list[ItemRecord]] = {}
     for arm in arms:
-        records[arm.name] = _run_arm(arena, arm, scenarios, out / "transcripts" / f"{arm.slug}.jsonl", progress)
+        same = _same_prompt_arm(arm, arms[: arms.index(arm)], task)
+        records[arm.name] = _run_arm(arena, arm, scenarios, out / "transcripts" / f"{arm.slug}.jsonl", progress,
+                                     reuse=(same.name, records[same.name]) if same is not None else None)
     return _finish(config, settings, task, arms, baseline, scenarios, records, started,
                    t0 - arena.resumed_seconds, pack_name, write_report)
 
 
-def _run_arm(arena: _Arena, arm: ArmSpec, scenarios: list[Scenario], path: Path, progress: Progress
-             ) -> list[ItemRecord]:
+def _same_prompt_arm(arm: ArmSpec, earlier: list[ArmSpec], task: TaskSource) -> ArmSpec | None:
+    """The earlier arm whose prompt ``arm``'s is wherever its library retrieves nothing: the same student,
+    tools and votes without a library. Single-turn tasks only (an episode's later turns may retrieve)."""
+    if arm.who != "student" or arm.library is None or task.has_own("run"):
+        return None
+    return next((a for a in earlier if a.who == "student" and a.library is None and a.tools == arm.tools
+                 and a.samples == arm.samples), None)
+
+
+def _run_arm(arena: _Arena, arm: ArmSpec, scenarios: list[Scenario], path: Path, progress: Progress,
+             reuse: tuple[str, list[ItemRecord]] | None = None) -> list[ItemRecord]:
+    """Run ``arm`` on the items not done yet; with ``reuse`` (an arm without a library and its records), an item
+    for which the library retrieves nothing keeps that arm's answer: its prompt is exactly that arm's."""
     done = read_transcripts(path) if arena.config.resume else {}
     if not arena.config.resume:
         path.write_text("", encoding="utf-8")
     progress("arm", name=arm.name, label=arm.label, resumed=sum(sc.id in done for sc in scenarios))
     solver = arena.solver(arm, progress)
     width = arena.width(arm)
+    if reuse is not None:
+        source, before = reuse[0], {r.id: r for r in reuse[1]}
+        for sc in scenarios:
+            if sc.id not in done and sc.id in before and not solver.retrieve(sc.question, sc.task):
+                record = before[sc.id].model_copy(update={"arm": arm.name, "reused_from": source})
+                done[sc.id] = record.model_dump()
+                with path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps({**done[sc.id], "transcript": f"the same prompt as {source}: see its "
+                                        "transcript"}, ensure_ascii=False, default=str) + "\n")
     todo = [sc for sc in scenarios if sc.id not in done]
     pool = ThreadPoolExecutor(width, thread_name_prefix="agentkd-eval") if width > 1 and len(todo) > 1 else None
     if pool is not None:  # items run at once as sequences of one batch; written in scenario order all the same
@@ -236,7 +258,8 @@ def _run_arm(arena: _Arena, arm: ArmSpec, scenarios: list[Scenario], path: Path,
             if sc.id in done:
                 record = ItemRecord.model_validate({k: v for k, v in done[sc.id].items()
                                                     if k in ItemRecord.model_fields})  # fmt: skip
-                arena.resumed_seconds += record.seconds  # so the report's duration covers the interrupted part too
+                if not record.reused_from:
+                    arena.resumed_seconds += record.seconds  # so the report's duration covers the interrupted part
             else:
                 record, detail = futures[sc.id].result() if pool is not None else arena.run_item(arm, solver, sc)
                 with path.open("a", encoding="utf-8") as f:
