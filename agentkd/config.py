@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         "start only while the time a candidate takes on this machine is left."
     )
     batch_size: int = Field(6, description="Scenarios the student attempts per round.")
+    categories: str = Field(
+        "", description="Limit the task to some of its categories (gsm_symbolic: problem templates): a number N "
+        "for N of them drawn with the seed, or a comma-separated list; the build draws, and held-out items measure, "
+        "only those ('': all)."
+    )
     heldout: int = Field(20, description="Held-out items for a build's before/after measurement (paired, with a "
                          "95% interval; a paired test needs ~56 items to see +20 points).")
     siblings: int = Field(1, description="Deprecated, ignored: candidates are measured on admission_items items.")

@@ -59,6 +59,9 @@ class BuildDisplay:
         elif event == "scenarios":
             total = self.progress.tasks[self.build].total or 0
             self.progress.update(self.build, total=total + data["n"])
+        elif event == "categories":
+            self.console.print(f"job: {len(data['chosen'])} categories of {data['task']} "
+                               f"(--categories): {', '.join(data['chosen'])}", highlight=False)
         elif event == "budget":
             self.console.print(f"time budget: {data['seconds'] / 60:.1f} min for the loop (the student-alone arm took "
                                f"{data['arm_seconds']:.0f}s; as long is kept for the with-library arm)")

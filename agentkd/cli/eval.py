@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agentkd.cli.options import setting
 from agentkd.config import Settings, get_settings
 from agentkd.errors import ConfigError
 from agentkd.eval.gate import GATE_ALPHA, GATE_ITEMS
@@ -69,7 +70,7 @@ def canonical_command(settings: Settings, opts: dict[str, Any]) -> str:
         args += ["--pack", str(opts["pack"])]
     elif reads_library(opts["arms"]):
         args += ["--library", settings.library_path, "--collection", settings.collection]
-    for flag in ("baseline", "retrieval_task", "max_tokens", "max_steps"):
+    for flag in ("categories", "baseline", "retrieval_task", "max_tokens", "max_steps"):
         if opts.get(flag) is not None:
             args += [f"--{flag.replace('_', '-')}", str(opts[flag])]
     if not opts["tools"]:
@@ -88,6 +89,7 @@ def eval_command(
                                        "only the templates builds never see), validation (the pack gate's) or "
                                        "train.")] = "heldout",
     n: Annotated[int, typer.Option("--n", help="Items; every arm answers the same ones.")] = 20,
+    categories: Annotated[str | None, setting("categories")] = None,
     arms: Annotated[str, typer.Option(help="Comma-separated arms: student, student+library, "
                                       "student+library:<collection|collection@location|pack dir>, teacher; "
                                       "add +cot for no tools (e.g. student+cot), +vote:<k> to vote over k "
@@ -142,10 +144,12 @@ def eval_command(
                             n_ctx=n_ctx)
     slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in task.rsplit("/", 1)[-1])
     out = out or settings.home / "evals" / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
-    opts = dict(task=task, split=split, n=n, arms=arms, pack=pack, tools=tools, baseline=baseline,
+    opts = dict(task=task, split=split, n=n, categories=categories or None, arms=arms, pack=pack, tools=tools,
+                baseline=baseline,
                 retrieval_task=retrieval_task, max_tokens=max_tokens, max_steps=max_steps, out=out)
     command = canonical_command(settings, opts)
-    config = EvalConfig(task=task, split=split, n=n, seed=settings.seed, arms=arms, out=out, tools=tools,
+    config = EvalConfig(task=task, split=split, n=n, categories=categories or "", seed=settings.seed, arms=arms,
+                        out=out, tools=tools,
                         baseline=baseline, pack=pack, retrieval_task=retrieval_task, max_tokens=max_tokens,
                         max_steps=max_steps, teacher_max_tokens=teacher_max_tokens, resamples=resamples,
                         resume=resume, command=command)  # fmt: skip

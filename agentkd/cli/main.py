@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,7 @@ from rich.table import Table
 from agentkd.cli.eval import eval_command
 from agentkd.cli.gate import gate_command
 from agentkd.cli.library import library_app, term
+from agentkd.cli.options import setting
 from agentkd.cli.sft import export_sft
 from agentkd.config import get_settings
 from agentkd.errors import AgentKDError, ConfigError
@@ -72,14 +73,6 @@ LibraryOpt = Annotated[
         "server (env AGENTKD_LIBRARY; default ~/.agentkd/library).",
     ),
 ]
-def setting(name: str, *flags: str) -> Any:
-    """A CLI option whose help is the setting's own description (and env variable): written once, in config.py."""
-    from agentkd.config import Settings
-
-    field = Settings.model_fields[name]
-    return typer.Option(*flags, help=f"{field.description} (env AGENTKD_{name.upper()}, default {field.default}).")
-
-
 CollectionOpt = Annotated[str | None, typer.Option("--collection", help="Collection inside the library.")]
 
 
@@ -140,6 +133,7 @@ def build(
                                       "bfcl:simple, bfcl:multiple, or spec:<domain.yaml>.")] = "gsm_symbolic",
     iterations: Annotated[int | None, setting("iterations")] = None,
     batch_size: Annotated[int | None, setting("batch_size")] = None,
+    categories: Annotated[str | None, setting("categories")] = None,
     heldout: Annotated[int | None, setting("heldout")] = None,
     siblings: Annotated[int | None, typer.Option(help="Deprecated, ignored: see --admission-items.")] = None,
     admission_items: Annotated[int | None, setting("admission_items")] = None,
@@ -184,7 +178,7 @@ def build(
                             student_api_base=student_api_base, iterations=iterations, batch_size=batch_size,
                             heldout=heldout, admission_items=admission_items, admission_alpha=alpha,
                             probe_temperature=probe_temperature, max_strategies=max_strategies, samples=samples,
-                            build_minutes=max_minutes)
+                            build_minutes=max_minutes, categories=categories)
     if student_concurrency > 1 and not settings.student_api_base:
         raise ConfigError("--student-concurrency > 1 needs a served student; an in-process student already runs "
                           "batch_width episodes at once (AGENTKD_BATCH_WIDTH).",

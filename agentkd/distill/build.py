@@ -22,6 +22,7 @@ from agentkd.models.runlog import RunLog, Usage
 from agentkd.parts import attach_teacher, ensure_models, load_task, open_parts, open_teacher
 from agentkd.schema import Progress
 from agentkd.tasks import TaskSource
+from agentkd.tasks.base import pick_categories
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a name in the runs directory, never a path
 
@@ -169,10 +170,12 @@ def run_build(
         saved = load_run(settings, resume)
         settings = settings.model_copy(update=saved["settings"])
         task_name, heldout, config = saved["task"], saved["heldout"], _config_from(saved["config"])
+        settings = settings.model_copy(update={"categories": ",".join(saved.get("categories") or [])})
         run_id = resume
     else:
         run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 1000:03d}"
     open_teacher(settings)  # a teacher that cannot work (unknown model, missing script) stops us before any work
+    task, chosen = load_scoped(task_name, settings)
     spec_path, log_path, ckpt_path = _run_files(settings, run_id)
     spec_path.parent.mkdir(parents=True, exist_ok=True)
     if resume:
@@ -182,11 +185,13 @@ def run_build(
             "run_id": run_id,
             "task": task_name,
             "heldout": heldout,
+            "categories": chosen,
             "config": _config_dict(config),
             "settings": {k: getattr(settings, k) for k in _PERSISTED},
             "finished": False,
         })
-    task = load_task(task_name)
+    if chosen:
+        progress("categories", task=task_name, chosen=chosen)
     ensure_models(settings, progress)
     log = RunLog(log_path)
     if task.n_ctx and settings.n_ctx < task.n_ctx:  # e.g. tau2's policy + tools need ~8k
@@ -239,6 +244,15 @@ def run_build(
         alpha=config.alpha,
         coverage=example_coverage(task, ctx.library),
     )
+
+
+def load_scoped(task_name: str, settings: Settings) -> tuple[TaskSource, list[str]]:
+    """The task, limited to ``settings.categories`` when set, and the categories it was limited to."""
+    task = load_task(task_name)
+    if not settings.categories:
+        return task, []
+    chosen = pick_categories(task, settings.categories, settings.seed)
+    return task.restrict(chosen), chosen
 
 
 def _baseline(spec_path: Path, ctx: BuildContext, scenarios: list[Any], width: int) -> ArmResult:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
+import random
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -110,6 +111,11 @@ class Task(ABC):
         """The categories ``split`` draws from, when the source knows them ([] when it does not)."""
         return []
 
+    def restrict(self, categories: Sequence[str]) -> Task:
+        """This source limited to ``categories``: every split draws only from them (a build for the part of a job
+        a user cares about, measured on held-out items of the same kinds). Sources with categories override it."""
+        raise TaskError(f"{self.name} cannot be limited to some categories.", hint="drop --categories")
+
     def has_own(self, member: Member) -> bool:
         """Whether the source defines ``member`` itself rather than keeping the default of ``Task``: an own
         ``run`` is an episode of its own (eval does not batch it), an own ``grade`` grades without ground truth."""
@@ -199,6 +205,25 @@ class TaskAdapter(Task):
 
     def categories(self, split: Split = "train") -> list[str]:
         return list(self.source.categories(split)) if self.has_own("categories") else []
+
+
+def pick_categories(task: Task, spec: str, seed: int) -> list[str]:
+    """``--categories``: a comma-separated list of the task's train categories, or a number N for N of them drawn
+    with ``seed`` (the same N and seed always give the same ones)."""
+    known = task.categories("train")
+    if spec.strip().isdigit():
+        n = int(spec)
+        if not 1 <= n <= len(known):
+            raise TaskError(f"{task.name} has {len(known)} train categories; --categories {n} cannot pick from them.",
+                            hint=f"pass a number from 1 to {len(known)}" if known else "drop --categories")
+        return sorted(random.Random(f"agentkd-categories-{seed}").sample(sorted(known), n))
+    wanted = [c.strip() for c in spec.split(",") if c.strip()]
+    unknown = [c for c in wanted if c not in known]
+    if unknown or not wanted:
+        raise TaskError(f"{', '.join(unknown) or spec!r}: not a train category of {task.name}.",
+                        hint=f"its train categories: {', '.join(known[:8])}{', ...' if len(known) > 8 else ''}"
+                        if known else "this task has no categories: drop --categories")
+    return list(dict.fromkeys(wanted))
 
 
 def as_task(source: object) -> Task:

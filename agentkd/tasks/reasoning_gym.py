@@ -11,6 +11,8 @@ train-template items from a third seed range, far from both: builds draw seeds n
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from typing import Any
 
 from agentkd.errors import TaskError
@@ -38,6 +40,17 @@ class ReasoningGymTask(Task):
         self.templates: list[int] = sorted(set(self._templates_of(reasoning_gym.create_dataset(name, size=2000,
                                                                                               seed=0)) or []))
         self.unseen = set(self.templates[UNSEEN_EVERY - 1 :: UNSEEN_EVERY])
+        self.only: set[str] | None = None  # ``restrict``: the categories every split keeps
+
+    def restrict(self, categories: Sequence[str]) -> ReasoningGymTask:
+        """The same dataset, every split keeping only ``categories`` (train templates: the unseen ones stay out)."""
+        known = set(self.categories("train"))
+        if not self.templates or not set(categories) <= known:
+            raise TaskError(f"{', '.join(sorted(set(categories) - known)) or self.name}: not a train category of "
+                            f"{self.name}.", hint="pick from `agentkd tasks`'s categories, or drop --categories")
+        scoped = copy.copy(self)
+        scoped.only = set(categories)
+        return scoped
 
     @staticmethod
     def _templates_of(data: Any) -> list[int] | None:
@@ -50,7 +63,7 @@ class ReasoningGymTask(Task):
         if not self.templates:
             return [self.name]
         keep = self.unseen if split == "heldout-unseen" else set(self.templates) - self.unseen
-        return [f"template-{t:03d}" for t in sorted(keep)]
+        return [c for t in sorted(keep) if (c := f"template-{t:03d}") in (self.only or {c})]
 
     def scenarios(self, split: Split, n: int, seed: int) -> list[Scenario]:
         return self._draw(split, n, seed, None)
@@ -76,7 +89,10 @@ class ReasoningGymTask(Task):
         allowed = set(self.categories(split)) if category is None else {category}
         if category is not None and category not in set(self.categories(split)):
             return []  # a held-back template never reaches a build
-        size = n * _OVERSAMPLE * (len(self.templates) // len(allowed) if category else 2)
+        if not allowed:
+            return []  # a restricted task has no held-back templates
+        wide = category is not None or self.only is not None
+        size = n * _OVERSAMPLE * (max(len(self.templates) // len(allowed), 1) if wide else 2)
         out: list[Scenario] = []
         while len(out) < n and size <= 1_000_000:
             data = self._rg.create_dataset(self.name, size=size, seed=actual_seed)
