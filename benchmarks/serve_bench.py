@@ -2,15 +2,16 @@
 
 Run: nice python benchmarks/serve_bench.py                              (Qwen2.5-Coder-0.5B, width 8, 1/4/8 clients)
      python benchmarks/serve_bench.py --widths 1,8                      (the same sweep, batching off and on)
-     python benchmarks/serve_bench.py --student smollm2-135m --clients 1,2 --requests-per-client 2 --max-tokens 32
+     python benchmarks/serve_bench.py --student smollm2-135m --clients 1,2 --requests 4 --max-tokens 32
 
 The goal (#16): at 8 clients, >= 2.5x the requests/min of 1 client, and no failed request.
 
 Each width starts its own server (`python -m agentkd.cli serve --no-library --task <task>` on a free local port,
 AGENTKD_BATCH_WIDTH=<width>, a random API key), waits for /v1/models, sends one untimed warm-up request, then
 runs the client sweep. A client is a thread with its own `openai.OpenAI` (max_retries=0, so no failure is hidden
-behind a retry) sending its requests one after another. Questions are gsm_symbolic held-out items (seed 1234),
-each used once per server, so no request finds another's prompt in a cache; every width gets the same ones.
+behind a retry) sending its requests one after another. Questions are gsm_symbolic held-out items (seed
+1234): every row (client count) and every width answers the same --requests questions, shared round-robin
+among its clients, so rows differ only in how many requests are in flight.
 The message is the bare question: with --task the server adds the task's instructions, the prompt `eval` measures.
 """
 
@@ -118,15 +119,15 @@ def ask(client: openai.OpenAI, question: str, args: argparse.Namespace) -> dict[
 
 
 def sweep_run(server: Server, clients: int, questions: list[Any], args: argparse.Namespace) -> tuple[float, list]:
-    """``clients`` threads, each sending its own ``requests_per_client`` questions in turn; wall time and records."""
+    """``clients`` threads sharing ``questions`` round-robin (client c sends c, c + clients, ...) one after another;
+    every row gets the same questions, so rows differ only in how many requests are in flight."""
     records: list[dict[str, Any]] = []
     lock, start = threading.Lock(), threading.Barrier(clients + 1)
 
     def client_thread(c: int) -> None:
         client = openai.OpenAI(base_url=server.base, api_key=server.key, timeout=args.timeout, max_retries=0)
         start.wait()
-        for i in range(args.requests_per_client):
-            sc = questions[c * args.requests_per_client + i]
+        for i, sc in enumerate(questions[c::clients]):
             rec = {"clients": clients, "client": c, "index": i, "scenario": sc.id, **ask(client, sc.question, args)}
             with lock:
                 records.append(rec)
@@ -156,7 +157,7 @@ def main() -> None:
     parser.add_argument("--student", default="qwen2.5-coder-0.5b", help="catalog name or .gguf path")
     parser.add_argument("--task", default="gsm_symbolic", help="the server's --task and the questions' source")
     parser.add_argument("--clients", default="1,4,8", help="comma list of concurrent client counts")
-    parser.add_argument("--requests-per-client", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=16, help="requests per row: the same questions in every row")
     parser.add_argument("--widths", default="8", help="comma list of AGENTKD_BATCH_WIDTH values, a server each")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--seed", type=int, default=1234, help="every request's sampling seed")
@@ -168,7 +169,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every request's record to this file")
     args = parser.parse_args()
     counts, widths = [int(c) for c in args.clients.split(",")], [int(w) for w in args.widths.split(",")]
-    per_server = 1 + sum(counts) * args.requests_per_client
+    per_server = 1 + args.requests
     items = load_task(args.task).scenarios("heldout", per_server, seed=1234)  # type: ignore[arg-type]
     if len({sc.question for sc in items}) < per_server:
         sys.exit(f"{args.task} held-out gave fewer than {per_server} distinct questions")
@@ -194,11 +195,9 @@ def main() -> None:
             if not warm.get("ok"):
                 errors.append(f"width {width} warm-up: {warm['error']}")
             print(f"width {width}: ready in {ready:.1f} s, warm-up {warm['latency_s']:.1f} s", flush=True)
-            base, offset = 0.0, 1
+            base = 0.0
             for clients in counts:
-                n = clients * args.requests_per_client
-                wall, recs = sweep_run(server, clients, items[offset : offset + n], args)
-                offset += n
+                wall, recs = sweep_run(server, clients, items[1:], args)
                 ok = [r for r in recs if r["ok"]]
                 rpm = len(ok) / wall * 60
                 if clients == 1 or not base:
