@@ -117,7 +117,8 @@ class Settings(BaseSettings):
         "default, a third of the cost): no probe, items drawn a few pairs at a time, measuring stops when the rule "
         "can no longer admit."
     )
-    max_strategies: int = Field(2, description="Entries the teacher writes per round, from the first failures judged.")
+    max_strategies: int = Field(3, description="Entries the teacher writes per round, from the first failures judged "
+                                "(the time budget decides how many rounds).")
 
     @property
     def models_dir(self) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agentkd.distill.build import _loop_budget
+from agentkd.distill.build import _loop_budget, _reserve
 from agentkd.distill.context import BuildConfig, BuildContext
 from agentkd.distill.curriculum import Budget
 from agentkd.distill.nodes import FIRST_CANDIDATE_S, BuildState, Nodes
@@ -37,13 +37,18 @@ def test_no_round_or_candidate_starts_without_the_time_a_candidate_takes() -> No
     assert "plan" in _nodes(None).plan(BuildState()), "without a time limit the loop plans as before"
 
 
-def test_the_loop_gets_what_the_budget_leaves_after_both_arms() -> None:
+def test_the_loop_gets_what_the_budget_leaves_and_keeps_back_the_last_arm_s_share() -> None:
     t0 = time.perf_counter() - 60  # a minute already spent on models and the student-alone arm
-    budget = _loop_budget(Budget(), 10, t0, ArmResult("student alone", wall=100.0))
-    assert budget.max_seconds is not None and 600 - 60 - 100 - 20 < budget.max_seconds < 600 - 60 - 100
-    assert _loop_budget(Budget(), 0, t0, ArmResult("a", wall=1.0)).max_seconds is None, "0: no limit"
-    assert _loop_budget(Budget(), 1, t0, ArmResult("a", wall=100.0)).max_seconds == 0.0, "spent: nothing left"
-    assert _loop_budget(Budget(max_seconds=30), 10, t0, ArmResult("a")).max_seconds == 30, "the tighter one wins"
+    budget = _loop_budget(Budget(), 10, t0)
+    assert budget.max_seconds is not None and 600 - 60 - 20 < budget.max_seconds < 600 - 60
+    assert _loop_budget(Budget(), 0, t0).max_seconds is None, "0: no limit"
+    assert _loop_budget(Budget(), 0.5, t0).max_seconds == 0.0, "spent: nothing left"
+    assert _loop_budget(Budget(max_seconds=30), 10, t0).max_seconds == 30, "the tighter one wins"
+    nodes = _nodes(200.0)
+    nodes._costs.append(60.0)
+    assert nodes._no_time_left() is None
+    nodes.ctx.reserve = lambda: 150.0  # the with-library arm will decode most items again
+    assert "150s kept for the with-library arm" in (nodes._no_time_left() or "")
 
 
 @pytest.mark.model
@@ -53,6 +58,8 @@ def test_the_library_arm_reuses_the_alone_answer_where_nothing_is_retrieved(tmp_
     student = Student(smollm_path, tools=ToolBox([]), retriever=library, n_ctx=2048, max_tokens=16)
     items = task.scenarios("heldout", 2, seed=1)
     alone = run_arm("student alone", student, task, items, use_library=False)
+    ctx = BuildContext(teacher=None, student=student, library=library, task=task)  # type: ignore[arg-type]
+    assert _reserve(ctx, ArmResult("a", wall=80.0), seed=3)() == 0.0, "an empty library: nothing to decode again"
     empty = run_arm("student + library", student, task, items, use_library=True, reuse=alone)
     assert empty.reused == 2 and empty.completion_tokens == 0 and empty.correct == alone.correct
     assert [i["answer"] for i in empty.items] == [i["answer"] for i in alone.items]
@@ -61,6 +68,8 @@ def test_the_library_arm_reuses_the_alone_answer_where_nothing_is_retrieved(tmp_
                          **{k: STRATEGY[k] for k in ("kind", "title", "trigger", "body")}))
     used = run_arm("student + library", student, task, items, use_library=True, reuse=alone)
     assert used.reused == 0 and used.completion_tokens > 0, "where the library retrieves, the student really answers"
+    ctx = BuildContext(teacher=None, student=student, library=library, task=task)  # type: ignore[arg-type]
+    assert _reserve(ctx, ArmResult("a", wall=80.0), seed=3)() == 80.0, "every question retrieves: the whole arm"
     assert all(i["strategies"] for i in used.items)
     assert json.dumps(used.items)  # the arm's record is plain data (it is written into the run spec)
 

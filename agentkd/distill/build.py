@@ -8,6 +8,7 @@ import os
 import re
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,7 +216,8 @@ def run_build(
     # the student alone first: it does not depend on the library, and its time is what the last arm will need
     scenarios = task.scenarios("heldout", heldout, seed=settings.seed)
     alone = _baseline(spec_path, ctx, scenarios, width)
-    ctx.config = dataclasses.replace(config, budget=_loop_budget(config.budget, settings.build_minutes, t0, alone))
+    ctx.config = dataclasses.replace(config, budget=_loop_budget(config.budget, settings.build_minutes, t0))
+    ctx.reserve = _reserve(ctx, alone, settings.seed)
     if ctx.config.budget.max_seconds is not None:
         progress("budget", seconds=ctx.config.budget.max_seconds, arm_seconds=alone.wall)
     with sqlite_checkpointer(ckpt_path) as saver:
@@ -272,14 +274,35 @@ def _baseline(spec_path: Path, ctx: BuildContext, scenarios: list[Any], width: i
 MARGIN_S = 15.0  # report, plot and closing the models
 
 
-def _loop_budget(budget: Budget, minutes: float, t0: float, alone: ArmResult) -> Budget:
+def _loop_budget(budget: Budget, minutes: float, t0: float) -> Budget:
     """The loop's wall-time budget: what ``minutes`` leaves after the time spent so far (models, the
-    student-alone arm) and the time the with-library arm will take (about the student-alone arm's)."""
+    student-alone arm); the with-library arm's share is kept back as the loop goes (``_reserve``)."""
     if not minutes:
         return budget
-    left = minutes * 60 - (time.perf_counter() - t0) - alone.wall - MARGIN_S
+    left = minutes * 60 - (time.perf_counter() - t0) - MARGIN_S
     seconds = max(left, 0.0) if budget.max_seconds is None else min(budget.max_seconds, max(left, 0.0))
     return budget.model_copy(update={"max_seconds": seconds, "started": time.time()})
+
+
+RESERVE_PROBES = 30  # train questions that estimate where the library retrieves
+
+
+def _reserve(ctx: BuildContext, alone: ArmResult, seed: int) -> Callable[[], float]:
+    """Seconds the with-library arm will take with the library as it is now: the student-alone arm's time
+    times the share of questions it would retrieve an entry for (only those are decoded again). The share is
+    estimated on train questions of the same task, never on the held-out ones; recomputed when the library grows."""
+    questions = [sc.question for sc in ctx.task.scenarios("train", RESERVE_PROBES, seed=seed + 7_777_777)]
+    known: dict[int, float] = {}
+    count = getattr(ctx.library, "count", None)
+
+    def reserve() -> float:
+        size = count() if count is not None else -1
+        if size not in known:
+            hits = sum(bool(ctx.student.retrieve(q, ctx.task.name)) for q in questions)
+            known[size] = alone.wall * hits / max(len(questions), 1) if size != 0 else 0.0
+        return known[size]
+
+    return reserve
 
 
 def example_coverage(task: TaskSource, library: Any) -> tuple[int, int] | None:

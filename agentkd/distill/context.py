@@ -65,6 +65,7 @@ class BuildContext:
     progress: Callable[..., None] = lambda event, **data: None
     student_turns: threading.Semaphore = field(init=False)  # whole episodes, so the KV cache stays warm
     probes: dict[tuple[str, int], Any] = field(default_factory=dict)  # probed items per (category, round)
+    reserve: Callable[[], float] = lambda: 0.0  # seconds the build needs after the loop (its with-library arm)
 
     def __post_init__(self) -> None:
         self.student_turns = threading.Semaphore(max(self.config.student_concurrency, 1))

@@ -262,10 +262,13 @@ class Nodes:
     def _no_time_left(self) -> str | None:
         """Why no candidate can start and be decided within the wall-time budget, or None."""
         left = self.ctx.config.budget.remaining()
-        if left is None or left >= self.candidate_seconds():
+        if left is None:
             return None
-        return (f"wall-time budget: {max(left, 0):.0f}s left, a candidate takes ~{self.candidate_seconds():.0f}s "
-                "here (build_minutes, --max-minutes)")
+        kept = self.ctx.reserve()
+        if left - kept >= self.candidate_seconds():
+            return None
+        return (f"wall-time budget: {max(left - kept, 0):.0f}s left after the {kept:.0f}s kept for the with-library "
+                f"arm, a candidate takes ~{self.candidate_seconds():.0f}s here (build_minutes, --max-minutes)")
 
     def write_strategy(self, state: ScenarioState) -> dict[str, Any]:
         assert state.attempt is not None
