@@ -64,6 +64,20 @@ class ChatModel(Protocol):
     ) -> Iterator[str | ChatResult]: ...  # fmt: skip
 
 
+class StudentModel(ChatModel, Protocol):
+    """A student's model: a ``ChatModel`` that also renders and counts its own prompts, so strategies can be
+    packed into a token budget and a prompt measured against the context before it is sent.
+
+    ``LocalLLM``, its batched view and ``ServedLLM`` implement it. An in-process model also has
+    ``batched(width)`` and callers probe for it with ``hasattr``; ``n_ctx`` is probed too (a model that
+    cannot tell is assumed to fit).
+    """
+
+    def render(self, messages: list[Message], tools: list[ToolSpec] | None = None) -> str: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
 def final_result(stream: Iterable[str | ChatResult]) -> ChatResult:
     """Drain a ``chat_stream`` (text deltas, then one ``ChatResult``) and return the result."""
     result = None

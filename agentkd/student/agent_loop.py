@@ -19,7 +19,7 @@ from collections.abc import Collection, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentkd.chat import ChatModel
+from agentkd.chat import ChatModel, ChatResult
 from agentkd.errors import ContextOverflowError
 from agentkd.models.chat_template import parse_loose_tool_call
 from agentkd.models.runlog import CallRecord, RunLog
@@ -187,7 +187,7 @@ class AgentLoop:
         )  # fmt: skip
         return self._classify(result, last)
 
-    def _classify(self, result: Any, last: bool) -> Action:
+    def _classify(self, result: ChatResult, last: bool) -> Action:
         if result.tool_calls:
             call = result.tool_calls[0]
             raw = call["function"]["arguments"]

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, Protocol, overload
 
+from agentkd.chat import ChatModel, StudentModel
 from agentkd.models import catalog, llamacpp
 from agentkd.models.runlog import RunLog
 from agentkd.prompts import render
@@ -128,7 +129,7 @@ class Student:
     ) -> None:
         """``api_base``: reach ``model`` on an OpenAI-compatible server instead of loading it in-process."""
         self.model_spec = str(model)
-        self.llm: Any
+        self.llm: StudentModel
         if api_base:
             from agentkd.models.openai_client import ServedLLM
 
@@ -232,7 +233,7 @@ class Student:
         """A vote's ``samples`` episodes, in seed order. An in-process model runs them at once as sequences of
         one batch (``LocalLLM.batched``, #16): each step reads the weights once for all of them."""
 
-        def episode(i: int, llm: Any) -> Answer:
+        def episode(i: int, llm: ChatModel) -> Answer:
             loop = self._loop(None if i == 0 else self.sample_temperature, self.seed + i)
             loop.llm = llm
             done = [e for e in loop.run([dict(m) for m in messages], **run) if isinstance(e, Done)]

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentkd.chat import ChatResult
 from agentkd.tools import ToolBox, ToolResult
 
 
@@ -22,7 +23,7 @@ from agentkd.tools import ToolBox, ToolResult
 class Action:
     """A candidate step: the model's reply, the tool it calls (None for a final answer) and, once run, the output."""
 
-    result: Any  # agentkd.models.llamacpp.ChatResult
+    result: ChatResult
     name: str | None = None
     arguments: dict[str, Any] = field(default_factory=dict)
     call_id: str = ""
