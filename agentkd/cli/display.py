@@ -64,7 +64,8 @@ class BuildDisplay:
                                f"(--categories): {', '.join(data['chosen'])}", highlight=False)
         elif event == "budget":
             self.console.print(f"time budget: {data['seconds'] / 60:.1f} min for the loop (the student-alone arm took "
-                               f"{data['arm_seconds']:.0f}s; as long is kept for the with-library arm)")
+                               f"{data['arm_seconds']:.0f}s; the with-library arm's share is kept back as entries "
+                               "are admitted)")
         elif event == "plan":
             self.progress.update(self.build, description=f"build: round {data['iteration'] + 1}")
         elif event == "stop":

@@ -5,10 +5,17 @@ program runs in the student's own sandbox, and only a printed result that the ta
 becomes a candidate ``example`` entry; a first greedy try, then sampled retries. A verified solution
 filters the teacher's mistakes out, which is how a small student can end up above its teacher. Like
 every candidate, an example then has to show a measured effect on fresh siblings before admission.
+
+When the teacher finds none, the student's own attempts are tried (``student_example``): a few sampled
+runs of the failed scenario, decoded as one batch; a run whose answer ground truth accepts gives its
+program and output, an example in the student's own words (it solves that problem only *sometimes*, which
+is where an example can tip the balance).
 """
 
 from __future__ import annotations
 
+import copy
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from agentkd.distill.context import BuildContext
@@ -18,6 +25,9 @@ from agentkd.prompts import render
 from agentkd.schema import Attempt, Scenario, WorkedExample
 from agentkd.student.agent_loop import code_tool, extract_code
 from agentkd.student.voting import answer_key
+from agentkd.tasks.base import run_attempt
+
+STUDENT_SAMPLES = 4  # sampled runs of the student on a failure the teacher could not solve
 
 
 @dataclass
@@ -65,3 +75,30 @@ def harvest_example(ctx: BuildContext, sc: Scenario, *, tries: int = 2, temperat
                                 verification=f"ground truth {sc.answer}: {verdict.reasons or 'accepted'}")
         return Harvest(example, program, run.output, "verified", i + 1)
     return last
+
+
+def student_example(ctx: BuildContext, sc: Scenario, *, samples: int = STUDENT_SAMPLES,
+                    temperature: float = 0.7) -> WorkedExample | None:
+    """A verified solution of ``sc`` from the student's own sampled attempts (run at once), or None."""
+    tool = code_tool(ctx.student.tools)
+    if tool is None or sc.answer is None or samples < 1:
+        return None
+
+    def one(i: int) -> WorkedExample | None:
+        student = copy.copy(ctx.student)
+        student.temperature, student.seed = temperature, ctx.config.seed + 1_000 + i
+        with ctx.student_turns:
+            attempt = run_attempt(ctx.task, student, sc, strategies=[])
+        if not judge(ctx.task, sc, attempt).correct:
+            return None
+        ran = [c for c in attempt.tool_calls if c.name == tool and not c.error and c.arguments.get("code")]
+        if not ran or answer_key(ran[-1].result) != answer_key(attempt.answer):
+            return None  # right, but not by the program it ran: nothing to show
+        return WorkedExample(question=sc.question, program=str(ran[-1].arguments["code"]).strip(),
+                             output=ran[-1].result.strip(), answer=str(answer_key(attempt.answer)),
+                             solver=ctx.student.model_spec, category=sc.category,
+                             verification=f"ground truth {sc.answer}: the student's sampled run {i + 1} of {samples}")
+
+    with ThreadPoolExecutor(samples, thread_name_prefix="agentkd-harvest") as pool:
+        found = list(pool.map(one, range(samples)))
+    return next((e for e in found if e is not None), None)

@@ -21,7 +21,7 @@ from agentkd.distill.admission import ablate_failure, admit_candidate
 from agentkd.distill.context import BuildContext, StrategyStore
 from agentkd.distill.curriculum import Curriculum, allocate
 from agentkd.distill.grading import judge as judge_attempt
-from agentkd.distill.harvest import harvest_example
+from agentkd.distill.harvest import Harvest, harvest_example, student_example
 from agentkd.distill.writing import (
     MAX_FAILURES,
     Failure,
@@ -289,8 +289,10 @@ class Nodes:
         harvest = None
         if self.ctx.config.examples:  # a verified program is what a small student can use best
             harvest = harvest_example(self.ctx, sc)
+            if harvest.example is None and (own := student_example(self.ctx, sc)) is not None:
+                harvest = Harvest(own, own.program, own.output, "verified (the student's own run)")
             if harvest.example is not None:
-                self.ctx.progress("candidate", title=f"worked example ({sc.category})")
+                self.ctx.progress("candidate", title=f"worked example ({sc.category}, by {harvest.example.solver})")
                 return Candidate(strategy=Strategy.from_example(harvest.example, task=sc.task, provenance=provenance),
                                  scenario_id=sc.id, solution=harvest_text(harvest), seen=[sc.id])
         try:
