@@ -7,6 +7,7 @@ teacher) answers one assistant turn the same way, so one agent loop can drive an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -86,3 +87,17 @@ def final_result(stream: Iterable[str | ChatResult]) -> ChatResult:
             result = item
     assert result is not None, "a chat stream ends with its ChatResult"
     return result
+
+
+def call_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
+    """A tool call's arguments as a dict, or ``({}, why)`` when the model wrote no JSON object: that is the
+    model's mistake, fed back to it as the call's result so it can call again, never an exception."""
+    if isinstance(raw, dict):
+        return dict(raw), None
+    try:
+        value = json.loads(raw) if isinstance(raw, str) and raw.strip() else {}
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        return {}, f"the call's arguments are not valid JSON ({exc}); call it again with a JSON object of the arguments"
+    if not isinstance(value, dict):
+        return {}, "the call's arguments must be a JSON object of the arguments; call it again with one"
+    return value, None

@@ -13,13 +13,12 @@ Two options from the agent-distillation work (Kang et al., 2025), both off by de
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentkd.chat import ChatModel, ChatResult
+from agentkd.chat import ChatModel, ChatResult, call_arguments
 from agentkd.errors import ContextOverflowError
 from agentkd.models.chat_template import parse_loose_tool_call
 from agentkd.models.runlog import CallRecord, RunLog
@@ -190,12 +189,9 @@ class AgentLoop:
     def _classify(self, result: ChatResult, last: bool) -> Action:
         if result.tool_calls:
             call = result.tool_calls[0]
-            raw = call["function"]["arguments"]
-            try:
-                args = json.loads(raw) if isinstance(raw, str) else dict(raw or {})
-            except (json.JSONDecodeError, TypeError, ValueError) as exc:  # the model's mistake: it reads it, retries
-                bad = ToolResult(output=f"the call's arguments are not valid JSON ({exc}); call it again with a "
-                                        "JSON object of the arguments", error=True)
+            args, wrong = call_arguments(call["function"]["arguments"])
+            if wrong is not None:  # the model's mistake: it reads it, retries
+                bad = ToolResult(output=wrong, error=True)
                 return Action(result, call["function"]["name"], {}, call.get("id", "call_0"), output=bad)
             return Action(result, call["function"]["name"], args, call.get("id", "call_0"))
         code = extract_code(result.content) if self.code_tool and not last else None

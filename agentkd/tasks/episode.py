@@ -8,7 +8,6 @@ but on the task's tools and on a conversation the task owns (multi-turn, with a 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from agentkd.chat import ChatModel, ChatResult, final_result
+from agentkd.chat import ChatModel, ChatResult, call_arguments, final_result
 from agentkd.errors import TaskError
 from agentkd.models.runlog import CallRecord
 from agentkd.schema import Message, Strategy, ToolCallRecord
@@ -170,10 +169,11 @@ def agent_turn(
             return turn
         for call in calls:
             fn = call["function"]
-            args = json.loads(fn["arguments"]) if isinstance(fn["arguments"], str) else dict(fn["arguments"])
-            out = tools.run(fn["name"], args)
-            turn.calls.append(ToolCallRecord(name=fn["name"], arguments=args, result=out.output, error=out.error))
-            messages.append({"role": "tool", "tool_call_id": call.get("id"), "name": fn["name"], "content": out.output})
+            args, wrong = call_arguments(fn["arguments"])  # malformed JSON is fed back, as in the student's loop
+            out = tools.run(fn["name"], args) if wrong is None else None
+            output, error = (out.output, out.error) if out is not None else (str(wrong), True)
+            turn.calls.append(ToolCallRecord(name=fn["name"], arguments=args, result=output, error=error))
+            messages.append({"role": "tool", "tool_call_id": call.get("id"), "name": fn["name"], "content": output})
     return turn
 
 
