@@ -23,7 +23,7 @@ from agentkd.models.runlog import RunLog, Usage
 from agentkd.parts import attach_teacher, ensure_models, load_task, open_parts, open_teacher
 from agentkd.schema import Progress
 from agentkd.tasks import TaskSource
-from agentkd.tasks.base import pick_categories
+from agentkd.tasks.base import limited
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a name in the runs directory, never a path
 
@@ -250,11 +250,7 @@ def run_build(
 
 def load_scoped(task_name: str, settings: Settings) -> tuple[TaskSource, list[str]]:
     """The task, limited to ``settings.categories`` when set, and the categories it was limited to."""
-    task = load_task(task_name)
-    if not settings.categories:
-        return task, []
-    chosen = pick_categories(task, settings.categories, settings.seed)
-    return task.restrict(chosen), chosen
+    return limited(load_task(task_name), settings.categories, settings.seed)
 
 
 def _baseline(spec_path: Path, ctx: BuildContext, scenarios: list[Any], width: int) -> ArmResult:

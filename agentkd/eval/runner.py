@@ -32,7 +32,7 @@ from agentkd.parts import OneQueryAtATime
 from agentkd.prompts import render
 from agentkd.schema import Attempt, Progress, Scenario
 from agentkd.tasks import TaskSource, as_task
-from agentkd.tasks.base import pick_categories
+from agentkd.tasks.base import limited
 from agentkd.tools import ToolBox
 
 
@@ -196,8 +196,7 @@ def run_eval(
     out = config.out
     (out / "transcripts").mkdir(parents=True, exist_ok=True)
     task = as_task(task) if task is not None else load_task(config.task)
-    if config.categories:
-        task = task.restrict(pick_categories(task, config.categories, config.seed))
+    task, _ = limited(task, config.categories, config.seed)
     if parts is None:
         needs_teacher = any(a.who == "teacher" for a in arms) or bool(task.model_roles)
         ensure_models(settings if needs_teacher else settings.model_copy(update={"teacher": settings.student}),

@@ -226,6 +226,15 @@ def pick_categories(task: Task, spec: str, seed: int) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
+def limited(task: Task, spec: str, seed: int) -> tuple[Task, list[str]]:
+    """``task`` limited to the categories ``spec`` names (``pick_categories``), and those categories; ``spec``
+    empty: the task itself, and none."""
+    if not spec:
+        return task, []
+    chosen = pick_categories(task, spec, seed)
+    return task.restrict(chosen), chosen
+
+
 def as_task(source: object) -> Task:
     """``source`` as a ``Task``: itself when it inherits the base class, else in a ``TaskAdapter``."""
     return source if isinstance(source, Task) else TaskAdapter(source)
