@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     )
     samples: int = Field(1, description="Voting: the student samples this many executed answers and keeps the "
                          "majority final answer (1: one greedy answer).")
+    vote_early_stop: bool = Field(True, description="Voting: stop the answers still being written once the "
+                                  "finished ones have decided the vote (the winner is the same; it saves their time).")
     batch_width: int = Field(4, ge=1, description="Evaluation: independent items of a student arm run at once as "
                              "sequences of one llama.cpp batch (in-process student; 1: one by one). Results at "
                              "temperature 0 are the same either way.")

@@ -151,6 +151,7 @@ def open_student(
         max_steps=max_steps if max_steps is not None else settings.max_steps,
         log=log,
         api_base=settings.student_api_base,
+        vote_early_stop=settings.vote_early_stop,
     )
     student.example_min_score = settings.example_min_score
     if task is not None:

@@ -29,7 +29,7 @@ from agentkd.config import get_settings
 from agentkd.eval.heldout import grade
 from agentkd.eval.runner import EvalConfig, run_eval
 from agentkd.models.llamacpp import LocalLLM, shared
-from agentkd.models.llamacpp_core import chain
+from agentkd.models.llamacpp_core import chain, compute
 from agentkd.models.runlog import RunLog
 from agentkd.parts import load_task
 from agentkd.schema import Attempt
@@ -98,24 +98,28 @@ def voting(questions: int, k: int, one_by_one: bool) -> list[str]:
     task = load_task("gsm_symbolic")
     items = task.scenarios("heldout", questions, seed=5)  # type: ignore[arg-type]
     student = Student(MODEL, n_threads=THREADS, max_tokens=256, max_steps=3, log=RunLog())
-    runs: list[tuple[str, int, Any]] = [("one greedy answer", 1, student.llm), (f"vote k={k}, one batch", k,
-                                                                               student.llm)]  # fmt: skip
+    runs: list[tuple[str, int, Any, bool]] = [
+        ("one greedy answer", 1, student.llm, False),
+        (f"vote k={k}, one batch, all {k} finish", k, student.llm, False),
+        (f"vote k={k}, one batch, stops once decided", k, student.llm, True),
+    ]
     if one_by_one:
-        runs.append((f"vote k={k}, one by one", k, _OneByOne(student.llm)))
-    rows = ["| run | wall s | s / question | vs greedy | correct | completion tokens |",
-            "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+        runs.append((f"vote k={k}, one by one, all {k} finish", k, _OneByOne(student.llm), False))
+    rows = ["| run | wall s | s / question | vs greedy | correct | completion tokens | episodes finished |",
+            "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     base = 0.0
-    for label, samples, llm in runs:
-        student.samples, student.llm = samples, llm
-        t0, correct, tokens = time.perf_counter(), 0, 0
+    for label, samples, llm, early in runs:
+        student.samples, student.llm, student.vote_early_stop = samples, llm, early
+        t0, correct, tokens, finished = time.perf_counter(), 0, 0, 0
         for sc in items:
             ans = student.ask(sc.question, task=sc.task, instructions=task.instructions)
             correct += grade(task, sc, Attempt(scenario_id=sc.id, answer=ans.text)).correct
             tokens += ans.completion_tokens
+            finished += ans.votes[0]["finished"] if ans.votes else 1
         dt = time.perf_counter() - t0
         base = base or dt
         rows.append(f"| {label} | {dt:.1f} | {dt / len(items):.1f} | {dt / base:.2f}× | {correct}/{len(items)} "
-                    f"| {tokens} |")
+                    f"| {tokens} | {finished / len(items):.1f} |")
     return rows
 
 
@@ -167,7 +171,9 @@ def main() -> None:
     llm = shared(MODEL, n_threads=THREADS)
     llm.chat([{"role": "user", "content": "Hi"}], max_tokens=4)  # page the weights in before timing anything
     if "ceiling" not in skip:
-        print("\n".join(ceiling(llm, [int(w) for w in args.widths.split(",")], args.steps)), "\n", flush=True)
+        # on the llama.cpp thread the engine uses too: a second calling thread would slow both (llamacpp_core.compute)
+        widths = [int(w) for w in args.widths.split(",")]
+        print("\n".join(compute(ceiling, llm, widths, args.steps)), "\n", flush=True)
     if "voting" not in skip:
         print("\n".join(voting(args.questions, args.k, not args.no_one_by_one)), "\n", flush=True)
     if "eval" not in skip:

@@ -107,3 +107,26 @@ def test_the_single_path_waits_for_no_batch(smollm: LocalLLM) -> None:
     out["a"] = smollm.chat(TURNS[0][0], max_tokens=20).content
     t.join(timeout=120)
     assert out["a"] == out["b"]
+
+
+def test_every_llama_cpp_evaluation_runs_on_one_thread(smollm: LocalLLM, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The single path from two threads and the batched engine from many all evaluate on the one llama.cpp
+    thread: a second calling thread would give llama.cpp a second OpenMP team and slow every step."""
+    import llama_cpp
+    import llama_cpp.llama_cpp as low
+
+    callers: set[str] = set()
+    real = low.llama_decode
+
+    def decode(ctx: Any, batch: Any) -> int:
+        callers.add(threading.current_thread().name)
+        return int(real(ctx, batch))
+
+    monkeypatch.setattr(low, "llama_decode", decode)  # what Llama.eval calls (through _internals)
+    monkeypatch.setattr(llama_cpp, "llama_decode", decode)  # what the engine calls
+    msgs = [{"role": "user", "content": "Name a color."}]
+    smollm.chat(msgs, max_tokens=3)
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(smollm.chat, msgs, max_tokens=3, temperature=0.5).result()
+    smollm.batched(2).chat_batch([msgs, msgs], seeds=[1, 2], max_tokens=3, temperature=0.7)
+    assert len(callers) == 1 and next(iter(callers)).startswith("agentkd-llama")

@@ -30,7 +30,7 @@ class _OneByOne:
 def test_a_vote_drawn_as_one_batch_is_the_vote_drawn_one_by_one(smollm_path: Path) -> None:
     close_all()  # a fresh model: both draws start from an empty KV cache, not from what earlier tests left in it
     student = Student(smollm_path, n_ctx=2048, n_threads=1, samples=4, sample_temperature=0.9, max_steps=2,
-                      max_tokens=40, tools=ToolBox([calculator]))  # fmt: skip
+                      max_tokens=40, tools=ToolBox([calculator]), vote_early_stop=False)  # fmt: skip
     question = "A box holds 12 eggs. How many eggs are in 3 boxes? End with 'Answer: <number>'."
     batched = student.ask(question)
     engine = student.llm.batched(4).engine

@@ -37,7 +37,7 @@ from agentkd.models.chat_template import (
     parse_loose_tool_call,
     tool_call_schema,
 )
-from agentkd.models.llamacpp_core import COMPUTE, ContextOverflowError, Decoder, Sampler, overflow
+from agentkd.models.llamacpp_core import COMPUTE, ContextOverflowError, Decoder, Sampler, compute, overflow
 from agentkd.models.llamacpp_loader import LoadOptions, open_llama, options_for
 from agentkd.models.llamacpp_turn import run_turn
 
@@ -63,7 +63,7 @@ class _Single:
         llm = self.owner._llm
         if llm.n_tokens + 1 >= self.owner.n_ctx:
             return None
-        llm.eval([token])
+        compute(llm.eval, [token])
         return sampler.sample(llm._ctx.ctx, -1)
 
     def close(self) -> None:
@@ -152,7 +152,9 @@ class LocalLLM:
         else:
             llm.reset()
             reuse = 0
-        llm.eval(tokens[reuse:])
+        step = max(llm.n_batch, 1)
+        for start in range(reuse, len(tokens), step):  # a chunk at a time: Ctrl-C waits for one chunk, not all
+            compute(llm.eval, tokens[start : start + step])
         return reuse
 
     # -- chat ---------------------------------------------------------------------------------

@@ -20,9 +20,10 @@ Design notes
   with one KV stream per sequence llama.cpp runs one forward pass per run of consecutive ids.
 - Turns beyond the width queue for a free slot: continuous batching, a turn joins at the next step and
   leaves when it is done.
-- Every ``llama_decode`` runs on one engine thread (llama.cpp's OpenMP keeps spinning threads per calling
-  thread). Each step takes ``COMPUTE``: one in-process model computes at a time, so a local teacher still runs
-  between steps, never at the same time.
+- Every ``llama_decode`` runs on the process's one llama.cpp thread (``llamacpp_core.compute``: llama.cpp's
+  OpenMP keeps a team of threads per calling thread, and two teams on these cores slow every step). Each step
+  takes ``COMPUTE``: one in-process model computes at a time, so a local teacher still runs between steps,
+  never at the same time.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import llama_cpp
 from llama_cpp import _internals
 
 from agentkd.models.chat_template import ChatResult, final_result
-from agentkd.models.llamacpp_core import COMPUTE, Sampler, overflow
+from agentkd.models.llamacpp_core import COMPUTE, Sampler, compute, overflow
 
 DEFER_MIN = 16  # tokens: a shorter prefix is cheaper to evaluate again than to wait a step for
 
@@ -113,9 +114,6 @@ class BatchEngine:
         self._slots = [_Slot(i) for i in range(width)]
         self._pending: list[_Request] = []
         self._cond = threading.Condition()
-        # every decode from one thread: llama.cpp's OpenMP keeps a team of spinning threads per calling thread,
-        # and a team per turn's thread on 2 cores made each step 2.5x slower than in a bare loop
-        self._decoder = ThreadPoolExecutor(1, thread_name_prefix="agentkd-decode")
         self.stats = EngineStats()
 
     # -- slots ------------------------------------------------------------------------------------
@@ -200,7 +198,7 @@ class BatchEngine:
         if n == 0:
             return
         batch.n_tokens = n
-        rc = self._decoder.submit(self._decode, batch).result()
+        rc = self._decode(batch)
         if rc != 0:
             self._fail(scheduled, RuntimeError(f"llama_decode failed ({rc}) on a batch of {n} tokens"))
             return
@@ -218,8 +216,10 @@ class BatchEngine:
             self._pending.remove(req)
 
     def _decode(self, batch: Any) -> int:
+        # every decode on one thread: a team of OpenMP threads per turn's thread on 2 cores made each step 2.5x
+        # slower than in a bare loop, and even two teams (this engine's and the single path's) 1.6x
         with COMPUTE:
-            return int(llama_cpp.llama_decode(self._ctx.ctx, batch))
+            return compute(llama_cpp.llama_decode, self._ctx.ctx, batch)
 
     def _resolve(self, req: _Request, scheduled: dict[int, list[int]]) -> bool:
         """Give a fresh turn its prompt's longest held prefix; False: wait a step for a longer one being evaluated."""
@@ -262,9 +262,6 @@ class BatchEngine:
         self.close()
 
     def close(self) -> None:
-        decoder = getattr(self, "_decoder", None)
-        if decoder is not None:
-            decoder.shutdown(wait=True)
         if getattr(self, "_batch", None) is not None:
             llama_cpp.llama_batch_free(self._batch)
             self._batch = None  # type: ignore[assignment]

@@ -118,18 +118,24 @@ class AgentLoop:
         safe_tools: Collection[str] = DEFAULT_SAFE_TOOLS,
         log: RunLog | None = None,
         model_spec: str = "",
+        purpose: str = "answer",
+        tool_output_answers: bool = True,
     ) -> None:
+        """``purpose``: what the run log calls these model calls. ``tool_output_answers``: an episode that runs
+        out of steps without a reply answers with its last tool output (a math program's printed result);
+        off, it has no answer (a conversation's turn that never replied to the customer)."""
         self.llm, self.tools = llm, tools
         self.max_steps, self.max_tokens, self.temperature, self.seed = max_steps, max_tokens, temperature, seed
         self.samples, self.sample_temperature, self.safe_tools = samples, sample_temperature, set(safe_tools)
         self.log, self.model_spec = log or RunLog(), model_spec
+        self.purpose, self.tool_output_answers = purpose, tool_output_answers
         self.code_tool = code_tool(tools)
         self.json_tools = [t for t in tools.specs() if t["function"]["name"] != self.code_tool]
 
     def run(
         self, messages: list[Message], *, instructions: str = "", prefix: str = "",
         tool_choice: str | dict[str, Any] = "auto",
-    ) -> Iterator[Event]:  # fmt: skip
+    ) -> Generator[Event, None, None]:  # fmt: skip
         """Extend ``messages`` step by step, yielding events; the last is ``Done`` with the answer."""
         answer = Answer(text="", transcript=messages)
         for step in range(self.max_steps):
@@ -138,10 +144,12 @@ class AgentLoop:
                 "tools": self.json_tools or None,
                 "tool_choice": "none" if last else (tool_choice if step == 0 else "auto"),
                 "max_tokens": self.max_tokens,
-                "stop": (CODE_CLOSE,),
+                "stop": (CODE_CLOSE,) if self.code_tool else (),
                 "prefix": prefix if step == 0 else "",
             }
             try:
+                if step > 0:
+                    self._require_room(messages, kwargs["tools"])
                 if self.samples > 1:
                     action = yield from self._consistent_action(messages, step, last, kwargs, answer)
                 else:
@@ -160,7 +168,7 @@ class AgentLoop:
                 break
             yield from self._run_tool(action, messages, answer, step, instructions)
         out_of_steps = not answer.text or parse_loose_tool_call(answer.text, set(self.tools.names)) is not None
-        if out_of_steps and answer.tool_calls:  # the last tool output is the best answer we have
+        if out_of_steps and answer.tool_calls and self.tool_output_answers:  # the best answer we have
             answer.text = answer.tool_calls[-1].result
             answer.finish_reason = answer.finish_reason if answer.error else "length"
         yield Done(answer)
@@ -180,11 +188,21 @@ class AgentLoop:
         assert result is not None
         self.log.record(
             CallRecord(
-                "student", self.model_spec, "answer", prompt_tokens=result.prompt_tokens,
+                "student", self.model_spec, self.purpose, prompt_tokens=result.prompt_tokens,
                 completion_tokens=result.completion_tokens, seconds=result.seconds,
             )
         )  # fmt: skip
         return self._classify(result, last)
+
+    def _require_room(self, messages: list[Message], tools: list[dict[str, Any]] | None) -> None:
+        """A step whose prompt leaves no room for its reply ends the episode (``ContextOverflowError``) rather
+        than writing a reply the window cuts off; models that cannot count their prompt are assumed to fit."""
+        need = prompt_room(self.llm, messages, tools)
+        if need is not None and need[0] + self.max_tokens > need[1]:
+            raise ContextOverflowError(
+                f"the conversation is {need[0]} tokens and a reply may take {self.max_tokens}, but the context "
+                f"window is {need[1]}.", hint="raise n_ctx (env AGENTKD_N_CTX) or lower max_tokens.",
+            )  # fmt: skip
 
     def _classify(self, result: ChatResult, last: bool) -> Action:
         if result.tool_calls:
@@ -235,6 +253,16 @@ class AgentLoop:
             messages.append(action.result.message)
             messages.append({"role": "tool", "tool_call_id": action.call_id, "name": action.name,
                              "content": out.output})
+            # a reply may hold several calls (served models, teachers): each gets its result, as the API asks
+            for call in action.result.tool_calls[1:]:
+                name, call_id = call["function"]["name"], call.get("id", f"call_{len(answer.tool_calls)}")
+                args, wrong = call_arguments(call["function"]["arguments"])
+                more = self.tools.run(name, args) if wrong is None else ToolResult(output=wrong, error=True)
+                extra = ToolCallRecord(name=name, arguments=args, result=more.output, error=more.error)
+                answer.tool_calls.append(extra)
+                yield ToolCallStarted(call_id, name, args, step, False)
+                yield ToolCallFinished(call_id, extra, step, False)
+                messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": more.output})
 
     @staticmethod
     def _account(answer: Answer, action: Action, *, first: bool) -> None:
@@ -254,6 +282,14 @@ def code_tool(tools: ToolBox) -> str | None:
         if set(params.get("properties") or {}) == {"code"}:
             return str(spec["function"]["name"])
     return None
+
+
+def prompt_room(llm: Any, messages: list[Message], tools: list[dict[str, Any]] | None) -> tuple[int, int] | None:
+    """(prompt tokens, context size) when the model can count its prompt (an in-process model); else None."""
+    render_, count, n_ctx = (getattr(llm, a, None) for a in ("render", "count_tokens", "n_ctx"))
+    if render_ is None or count is None or not isinstance(n_ctx, int):
+        return None
+    return int(count(render_(messages, tools))), n_ctx
 
 
 def relay(

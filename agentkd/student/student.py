@@ -18,9 +18,10 @@ the answer line. ``samples > 1`` votes over whole answers: the first episode gre
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Collection, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Literal, Protocol, overload
 
@@ -45,7 +46,7 @@ from agentkd.student.agent_loop import (
     extract_code,
     relay,
 )
-from agentkd.student.voting import vote_answers
+from agentkd.student.voting import decided, vote_answers
 from agentkd.tools import ToolBox, code_tools
 
 __all__ = ["CODE_CLOSE", "CODE_OPEN", "Answer", "Event", "Retriever", "Student", "extract_code", "first_thought",
@@ -98,8 +99,9 @@ def first_thought(strategy: Strategy, limit: int = 200) -> str:
 class Student:
     """A GGUF model answering with tools and retrieved strategies.
 
-    ``samples > 1`` turns on self-consistent action generation (candidates sampled at
-    ``sample_temperature``; only ``safe_tools`` are run to compare results). ``first_thought`` prefills
+    ``samples > 1`` votes over that many whole answers (the first greedy, the others sampled at
+    ``sample_temperature``); ``vote_early_stop`` stops the episodes still running once the finished ones
+    have decided the vote (the winning answer is the same). ``first_thought`` prefills
     the first reply with the top strategy's first step. ``reuse_order`` orders packed entries to reuse
     the most of the previous prompt's KV cache (faster, but an answer then depends on the question
     before it; the default id order depends only on the entries).
@@ -126,6 +128,7 @@ class Student:
         first_thought: bool = False,
         reuse_order: bool = False,
         api_base: str | None = None,
+        vote_early_stop: bool = True,
     ) -> None:
         """``api_base``: reach ``model`` on an OpenAI-compatible server instead of loading it in-process."""
         self.model_spec = str(model)
@@ -141,6 +144,7 @@ class Student:
         self.temperature, self.seed, self.max_steps, self.max_tokens = temperature, seed, max_steps, max_tokens
         self.samples, self.sample_temperature, self.safe_tools = samples, sample_temperature, safe_tools
         self.first_thought, self.reuse_order = first_thought, reuse_order
+        self.vote_early_stop = vote_early_stop
         self.example_min_score = 0.65  # see Settings.example_min_score
         self.task: str | None = None  # the task whose entries it retrieves when a caller names none
         self.instructions = ""  # the task's answer instructions, when a caller gives none
@@ -217,33 +221,65 @@ class Student:
         The winner's tool calls and text are replayed as events; ``Answer.votes`` records every candidate's
         answer and the tally, and the transcript is the winner's.
         """
-        answers = self._episodes(messages, run)
+        drawn = self._episodes(messages, run)
+        answers = [a for a in drawn if a is not None]
         chosen, tally = vote_answers([a.text for a in answers])
         winner = answers[chosen]
         for n, rec in enumerate(winner.tool_calls):
             yield ToolCallStarted(f"vote_{n}", rec.name, rec.arguments, n, rec.name == code_tool(self.tools))
             yield ToolCallFinished(f"vote_{n}", rec, n, rec.name == code_tool(self.tools))
         yield TextDelta(winner.text, len(winner.tool_calls))
-        winner.votes = [{"step": "answer", "candidates": len(answers), "votes": tally, "chosen": chosen,
-                         "answers": [a.text for a in answers]}]
+        winner.votes = [{"step": "answer", "candidates": len(drawn), "votes": tally, "chosen": chosen,
+                         "answers": [a.text for a in answers], "finished": len(answers),
+                         "stopped_early": len(answers) < len(drawn)}]
         winner.completion_tokens = sum(a.completion_tokens for a in answers)
         yield Done(winner)
 
-    def _episodes(self, messages: list[Message], run: dict[str, Any]) -> list[Answer]:
+    def _episodes(self, messages: list[Message], run: dict[str, Any]) -> list[Answer | None]:
         """A vote's ``samples`` episodes, in seed order. An in-process model runs them at once as sequences of
-        one batch (``LocalLLM.batched``, #16): each step reads the weights once for all of them."""
+        one batch (``LocalLLM.batched``, #16): each step reads the weights once for all of them.
 
-        def episode(i: int, llm: ChatModel) -> Answer:
+        With ``vote_early_stop`` the episodes still running are stopped (None) once the ones finished have
+        decided the vote: the leading answer has more votes than the runner-up could reach with every
+        unfinished episode. The winning answer is then the full vote's (no outcome of the others could
+        change it); only which of its agreeing episodes is shown may differ.
+        """
+        stop = threading.Event()
+
+        def episode(i: int, llm: ChatModel) -> Answer | None:
             loop = self._loop(None if i == 0 else self.sample_temperature, self.seed + i)
             loop.llm = llm
-            done = [e for e in loop.run([dict(m) for m in messages], **run) if isinstance(e, Done)]
-            return done[-1].answer
+            events = loop.run([dict(m) for m in messages], **run)
+            try:
+                for event in events:
+                    if isinstance(event, Done):
+                        return event.answer
+                    if stop.is_set():
+                        return None  # closing the stream frees its sequence for the others
+            finally:
+                events.close()
+            return None
+
+        drawn: list[Answer | None] = [None] * self.samples
+
+        def finished(i: int, answer: Answer | None) -> None:
+            drawn[i] = answer
+            done = [a.text for a in drawn if a is not None]
+            if self.vote_early_stop and decided(done, self.samples - len(done)):
+                stop.set()
 
         if not hasattr(self.llm, "batched"):
-            return [episode(i, self.llm) for i in range(self.samples)]
+            for i in range(self.samples):
+                finished(i, episode(i, self.llm))
+                if stop.is_set():
+                    break
+            return drawn
         batched = self.llm.batched(self.samples)
         with ThreadPoolExecutor(self.samples, thread_name_prefix="agentkd-vote") as pool:
-            return list(pool.map(lambda i: episode(i, batched), range(self.samples)))
+            futures = {pool.submit(episode, i, batched): i for i in range(self.samples)}
+            for future in as_completed(futures):
+                finished(futures[future], future.result())
+        return drawn
 
     # -- answering ------------------------------------------------------------------------------
     def ask(

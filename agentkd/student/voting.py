@@ -110,3 +110,13 @@ def vote_answers(texts: list[str]) -> tuple[int, dict[str, int]]:
         return 0, {}
     best = max(counts.values())
     return next(i for i, k in enumerate(keys) if k is not None and counts[k] == best), dict(counts)
+
+
+def decided(texts: list[str], unfinished: int) -> bool:
+    """Whether the answers ``texts`` decide a vote that ``unfinished`` more answers will join: the leader has
+    more votes than the runner-up would have with all of them (a tie could still go either way)."""
+    counts = sorted(Counter(k for k in map(answer_key, texts) if k is not None).values(), reverse=True)
+    if not counts:
+        return False
+    runner_up = counts[1] if len(counts) > 1 else 0
+    return counts[0] > runner_up + unfinished

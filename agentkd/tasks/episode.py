@@ -1,10 +1,10 @@
 """What a task with its own episode loop needs from the student, and one agent turn with tools.
 
-Tasks never import the student (siblings are passed in): ``StudentLike`` names the few members a
-task's ``run`` uses, which ``agentkd.student.student.Student`` has. ``agent_turn`` lets the student act until
-it replies in text: each tool call is run and its result appended, as the student's own loop does,
-but on the task's tools and on a conversation the task owns (multi-turn, with a simulated customer).
-"""
+A task's ``run`` is handed the student (it never builds one): ``StudentLike`` names the few members it
+uses, which ``agentkd.student.student.Student`` has. ``agent_turn`` lets the student act until it replies in
+text with the student's own loop (``agentkd.student.agent_loop.AgentLoop``: one generate → run tool → feed
+back for every command), on the task's tools and on a conversation the task owns (multi-turn, with a
+simulated customer)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from agentkd.chat import ChatModel, ChatResult, call_arguments, final_result
-from agentkd.errors import TaskError
+from agentkd.chat import ChatModel, ChatResult, final_result
+from agentkd.errors import ContextOverflowError, TaskError
 from agentkd.models.runlog import CallRecord
 from agentkd.schema import Message, Strategy, ToolCallRecord
+from agentkd.student.agent_loop import AgentLoop, Done, prompt_room
 from agentkd.tools import ToolBox
 
 
@@ -79,10 +80,7 @@ class Turn:
 
 def _needs(llm: Any, messages: list[Message], tools: list[dict[str, Any]] | None) -> tuple[int, int] | None:
     """(prompt tokens, context size) when the model can tell; None for models that cannot."""
-    render, count, n_ctx = (getattr(llm, a, None) for a in ("render", "count_tokens", "n_ctx"))
-    if render is None or count is None or not isinstance(n_ctx, int):
-        return None
-    return int(count(render(messages, tools))), n_ctx
+    return prompt_room(llm, messages, tools)
 
 
 def _fits(llm: Any, messages: list[Message], tools: list[dict[str, Any]] | None, max_tokens: int) -> bool:
@@ -148,33 +146,26 @@ def agent_turn(
     purpose: str = "episode",
     max_tokens: int | None = None,
 ) -> Turn:
-    """Let the student call tools until it writes a reply (the last step offers no tools).
+    """Let the student call tools until it writes a reply: the student's own loop (``AgentLoop``) on the
+    task's tools and on a conversation the task owns (the last step shows the tools but offers none).
 
-    ``messages`` is extended in place with the assistant's messages and the tool results.
+    ``messages`` is extended in place with the assistant's messages and the tool results. A turn whose
+    prompt leaves no room for a reply ends with ``ended == "context"``.
     """
-    turn = Turn()
-    specs = tools.specs() or None
-    for step in range(max_steps):
-        offered = None if step == max_steps - 1 else specs
-        result = chat(student, messages, offered, purpose=purpose, max_tokens=max_tokens)
-        if result is None:
-            turn.ended = "context"
-            return turn
-        turn.completion_tokens += result.completion_tokens
-        message = result.message
-        messages.append(message)
-        calls = message.get("tool_calls") or []
-        if not calls:
-            turn.text = str(message.get("content") or "")
-            return turn
-        for call in calls:
-            fn = call["function"]
-            args, wrong = call_arguments(fn["arguments"])  # malformed JSON is fed back, as in the student's loop
-            out = tools.run(fn["name"], args) if wrong is None else None
-            output, error = (out.output, out.error) if out is not None else (str(wrong), True)
-            turn.calls.append(ToolCallRecord(name=fn["name"], arguments=args, result=output, error=error))
-            messages.append({"role": "tool", "tool_call_id": call.get("id"), "name": fn["name"], "content": output})
-    return turn
+    limit = max_tokens or student.max_tokens
+    if not _fits(student.llm, messages, tools.specs() or None, limit):
+        return Turn(ended="context")
+    loop = AgentLoop(
+        student.llm, tools, max_steps=max_steps, max_tokens=limit, temperature=student.temperature,
+        seed=student.seed, log=getattr(student, "log", None), model_spec=str(getattr(student, "model_spec", "")),
+        purpose=purpose, tool_output_answers=False,
+    )  # fmt: skip
+    try:
+        answer = next(e.answer for e in loop.run(messages) if isinstance(e, Done))
+    except ContextOverflowError:
+        return Turn(ended="context")
+    return Turn(text=answer.text, calls=answer.tool_calls, completion_tokens=answer.completion_tokens,
+                ended="context" if answer.finish_reason == "context" else "reply")
 
 
 class Stopwatch:
