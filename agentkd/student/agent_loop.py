@@ -206,16 +206,19 @@ class AgentLoop:
 
     def _classify(self, result: ChatResult, last: bool) -> Action:
         if result.tool_calls:
-            call = result.tool_calls[0]
-            args, wrong = call_arguments(call["function"]["arguments"])
-            if wrong is not None:  # the model's mistake: it reads it, retries
-                bad = ToolResult(output=wrong, error=True)
-                return Action(result, call["function"]["name"], {}, call.get("id", "call_0"), output=bad)
-            return Action(result, call["function"]["name"], args, call.get("id", "call_0"))
+            return self._call(result, result.tool_calls[0], "call_0")
         code = extract_code(result.content) if self.code_tool and not last else None
         if code is not None and self.code_tool is not None:
             return Action(result, self.code_tool, {"code": code}, f"code_{len(code)}_{hash(code) % 10**8}", code=True)
         return Action(result)
+
+    @staticmethod
+    def _call(result: ChatResult, call: dict[str, Any], default_id: str) -> Action:
+        """One tool call of ``result`` as an action; arguments that are no JSON object are the model's mistake:
+        the action's output says so, and the model reads it and retries."""
+        args, wrong = call_arguments(call["function"]["arguments"])
+        bad = ToolResult(output=wrong, error=True) if wrong is not None else None
+        return Action(result, call["function"]["name"], args, call.get("id", default_id), output=bad)
 
     def _consistent_action(
         self, messages: list[Message], step: int, last: bool, kwargs: dict[str, Any], answer: Answer
@@ -239,30 +242,28 @@ class AgentLoop:
     def _run_tool(
         self, action: Action, messages: list[Message], answer: Answer, step: int, instructions: str
     ) -> Iterator[Event]:
+        if action.code:
+            out = yield from self._run_one(action, answer, step)
+            messages.append({"role": "assistant", "content": f"{action.result.content}{CODE_CLOSE}".strip()})
+            seen = render("student_observation.md", output=out.output, error=out.error, instructions=instructions)
+            messages.append({"role": "user", "content": seen})
+            return
+        messages.append(action.result.message)
+        # a reply may hold several calls (served models, teachers): each runs and gets its tool message, as the API asks
+        more = [self._call(action.result, c, f"call_{i}") for i, c in enumerate(action.result.tool_calls[1:], start=1)]
+        for one in [action, *more]:
+            out = yield from self._run_one(one, answer, step)
+            messages.append({"role": "tool", "tool_call_id": one.call_id, "name": one.name, "content": out.output})
+
+    def _run_one(self, action: Action, answer: Answer, step: int) -> Generator[Event, None, ToolResult]:
+        """Run ``action``'s tool (unless it already has an output) and record the call."""
         assert action.name is not None
         yield ToolCallStarted(action.call_id, action.name, action.arguments, step, action.code)
         out = action.output or self.tools.run(action.name, action.arguments)
         record = ToolCallRecord(name=action.name, arguments=action.arguments, result=out.output, error=out.error)
         answer.tool_calls.append(record)
         yield ToolCallFinished(action.call_id, record, step, action.code)
-        if action.code:
-            messages.append({"role": "assistant", "content": f"{action.result.content}{CODE_CLOSE}".strip()})
-            seen = render("student_observation.md", output=out.output, error=out.error, instructions=instructions)
-            messages.append({"role": "user", "content": seen})
-        else:
-            messages.append(action.result.message)
-            messages.append({"role": "tool", "tool_call_id": action.call_id, "name": action.name,
-                             "content": out.output})
-            # a reply may hold several calls (served models, teachers): each gets its result, as the API asks
-            for call in action.result.tool_calls[1:]:
-                name, call_id = call["function"]["name"], call.get("id", f"call_{len(answer.tool_calls)}")
-                args, wrong = call_arguments(call["function"]["arguments"])
-                more = self.tools.run(name, args) if wrong is None else ToolResult(output=wrong, error=True)
-                extra = ToolCallRecord(name=name, arguments=args, result=more.output, error=more.error)
-                answer.tool_calls.append(extra)
-                yield ToolCallStarted(call_id, name, args, step, False)
-                yield ToolCallFinished(call_id, extra, step, False)
-                messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": more.output})
+        return out
 
     @staticmethod
     def _account(answer: Answer, action: Action, *, first: bool) -> None:

@@ -78,20 +78,15 @@ class Turn:
     ended: str = "reply"  # reply | context (the conversation no longer fits the model's window)
 
 
-def _needs(llm: Any, messages: list[Message], tools: list[dict[str, Any]] | None) -> tuple[int, int] | None:
-    """(prompt tokens, context size) when the model can tell; None for models that cannot."""
-    return prompt_room(llm, messages, tools)
-
-
 def _fits(llm: Any, messages: list[Message], tools: list[dict[str, Any]] | None, max_tokens: int) -> bool:
     """Whether the prompt plus the reply fit the model's context (unknown models are assumed to fit)."""
-    needs = _needs(llm, messages, tools)
+    needs = prompt_room(llm, messages, tools)
     return needs is None or needs[0] + max_tokens <= needs[1]
 
 
 def require_fit(student: StudentLike, messages: list[Message], tools: ToolBox, what: str) -> None:
     """Raise ``TaskError`` when even the opening prompt leaves no room for a reply: a setting to change."""
-    needs = _needs(student.llm, messages, tools.specs() or None)
+    needs = prompt_room(student.llm, messages, tools.specs() or None)
     if needs is not None and needs[0] + student.max_tokens > needs[1]:
         want = 1 << (needs[0] + 4 * student.max_tokens).bit_length()
         raise TaskError(
