@@ -1,0 +1,85 @@
+"""The batched engine from the inside (benchmarks/batching.md §5).
+
+Run: python benchmarks/engine_probe.py turns    (k samples of one prompt after a single-path call: tok/s, ms per decode)
+     python benchmarks/engine_probe.py vote     (k = 8 votes on 4 held-out questions: the engine's mean width per vote)
+
+Qwen2.5-Coder-0.5B, 2 threads, opened through the safe loader (LocalLLM). ``turns`` first makes one single-path
+call in the main thread, as a mixed process does (a greedy arm, a request), then k = 1, 2, 8 turns on the engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from agentkd.models import llamacpp_batch
+from agentkd.models.llamacpp import LocalLLM
+from agentkd.models.runlog import RunLog
+from agentkd.parts import load_task
+from agentkd.student import Student
+from agentkd.tools import ToolBox
+
+MODEL = Path.home() / ".agentkd" / "models" / "qwen2.5-coder-0.5b.gguf"
+
+
+def turns() -> None:
+    spent = {"seconds": 0.0, "steps": 0}
+    real = llamacpp_batch.BatchEngine._decode
+
+    def timed(self: Any, batch: Any) -> int:
+        t0 = time.perf_counter()
+        try:
+            return real(self, batch)
+        finally:
+            spent["seconds"] += time.perf_counter() - t0
+            spent["steps"] += 1
+
+    llamacpp_batch.BatchEngine._decode = timed  # type: ignore[method-assign]
+    llm = LocalLLM(str(MODEL), n_ctx=1024, n_threads=2)
+    msgs = [{"role": "user", "content": "Write a long story about a robot."}]
+    t0 = time.perf_counter()
+    one = llm.chat(msgs, temperature=0.7, max_tokens=48, seed=3)
+    print(f"single path: {one.completion_tokens / (time.perf_counter() - t0):.1f} tok/s")
+    for k in (1, 2, 8):
+        batched = llm.batched(k)
+        batched.chat_batch([msgs] * k, seeds=list(range(k)), temperature=0.7, max_tokens=4)  # the prefix, cached
+        spent.update(seconds=0.0, steps=0)
+        t0 = time.perf_counter()
+        results = batched.chat_batch([msgs] * k, seeds=list(range(10, 10 + k)), temperature=0.7, max_tokens=48)
+        wall = time.perf_counter() - t0
+        n = sum(r.completion_tokens for r in results)
+        print(f"engine k={k}: {n} tokens in {wall:.2f} s, {n / wall:.1f} tok/s; "
+              f"{1000 * spent['seconds'] / spent['steps']:.1f} ms per decode over {spent['steps']} steps")
+
+
+def vote() -> None:
+    task = load_task("gsm_symbolic")
+    student = Student(MODEL, n_threads=2, max_tokens=256, max_steps=3, log=RunLog(), samples=8,
+                      vote_early_stop=False)  # fmt: skip
+    tool_seconds: list[float] = []
+    real = ToolBox.run
+
+    def timed(self: ToolBox, name: str, args: dict[str, Any]) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return real(self, name, args)
+        finally:
+            tool_seconds.append(time.perf_counter() - t0)
+
+    ToolBox.run = timed  # type: ignore[method-assign,assignment]
+    engine = student.llm.batched(8).engine  # type: ignore[attr-defined]  # an in-process model
+    for sc in task.scenarios("heldout", 4, seed=5):  # type: ignore[arg-type]
+        before, t0 = dataclasses.replace(engine.stats), time.perf_counter()
+        student.ask(sc.question, task=sc.task, instructions=task.instructions)
+        wall, now = time.perf_counter() - t0, engine.stats
+        steps, sampled = now.steps - before.steps, now.sampled - before.sampled
+        print(f"{wall:.1f} s, {steps} steps, {sampled} tokens sampled, mean width {sampled / steps:.2f}, "
+              f"{1000 * wall / steps:.0f} ms per step; {len(tool_seconds)} tool runs, {sum(tool_seconds):.2f} s")
+        tool_seconds.clear()
+
+
+if __name__ == "__main__":
+    {"turns": turns, "vote": vote}[sys.argv[1] if len(sys.argv) > 1 else "turns"]()
