@@ -7,6 +7,7 @@ import json
 import pytest
 
 from agentkd.models.llamacpp import LocalLLM, parse_loose_tool_call, tool_call_schema
+from agentkd.models.llamacpp_core import CHUNK
 
 pytestmark = pytest.mark.model
 
@@ -87,7 +88,7 @@ def test_shared_prefix_is_served_from_the_kv_cache(smollm: LocalLLM) -> None:
     system = {"role": "system", "content": "You are a helpful assistant. " * 20}
     smollm.chat([system, {"role": "user", "content": "First question?"}], max_tokens=4)
     second = smollm.chat([system, {"role": "user", "content": "Second question?"}], max_tokens=4)
-    assert second.cached_tokens >= smollm.count_tokens(system["content"])
+    assert second.cached_tokens >= smollm.count_tokens(system["content"]) - CHUNK  # up to a chunk boundary
 
 
 def test_tool_results_round_trip_through_the_chat_template(smollm: LocalLLM) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from agentkd.models.llamacpp import ChatResult
+from agentkd.models.llamacpp_core import CHUNK
 from agentkd.student.agent_loop import (
     AgentLoop,
     Done,
@@ -86,7 +87,7 @@ def test_second_question_with_the_same_strategies_reuses_the_kv_cache(smollm_pat
     st.ask("A bus leaves at 9:40 and the trip takes 95 minutes. When does it arrive?")
     second = st.ask("What is 15% of 80?")
     stable = st.llm.count_tokens(st.system_prompt(STRATEGIES))
-    assert second.cached_tokens >= stable > 60
+    assert second.cached_tokens >= stable - CHUNK and stable > 60  # kept up to a chunk boundary
     assert second.timings["ttft"] > 0 and second.timings["retrieve"] < second.seconds
 
 

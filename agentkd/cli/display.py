@@ -139,16 +139,20 @@ def print_report(console: Console, report: BuildReport) -> None:
     console.print(rounds)
     if state.stop_reason:
         console.print(f"[yellow]loop ended: {state.stop_reason}[/]")
-    table = Table(title=f"Held-out accuracy on {report.task} (same {report.arms[0].total} items, same seed)")
-    table.add_column("arm")
-    table.add_column("accuracy", justify="right")
-    table.add_column("correct", justify="right")
-    table.add_column("s/item", justify="right")
-    for arm in report.arms:
-        table.add_row(
-            arm.name, f"{arm.accuracy:.0%}", f"{arm.correct}/{arm.total}", f"{arm.seconds / max(arm.total, 1):.1f}"
-        )
-    console.print(table)
+    if report.arms and report.arms[0].total:
+        table = Table(title=f"Held-out accuracy on {report.task} (same {report.arms[0].total} items, same seed)")
+        table.add_column("arm")
+        table.add_column("accuracy", justify="right")
+        table.add_column("correct", justify="right")
+        table.add_column("s/item", justify="right")
+        for arm in report.arms:
+            table.add_row(
+                arm.name, f"{arm.accuracy:.0%}", f"{arm.correct}/{arm.total}", f"{arm.seconds / max(arm.total, 1):.1f}"
+            )
+        console.print(table)
+    else:
+        console.print("no held-out measurement (--heldout 0): measure the library with `agentkd eval --arms "
+                      "student,student+library`", highlight=False)
     if len(report.arms) == 2 and report.arms[1].reused:
         last = report.arms[1]
         console.print(f"{last.reused} of {last.total} items retrieved no entry: their prompt is the student-alone "

@@ -37,7 +37,16 @@ from agentkd.models.chat_template import (
     parse_loose_tool_call,
     tool_call_schema,
 )
-from agentkd.models.llamacpp_core import COMPUTE, ContextOverflowError, Decoder, Sampler, compute, overflow
+from agentkd.models.llamacpp_core import (
+    COMPUTE,
+    ContextOverflowError,
+    Decoder,
+    Sampler,
+    chunks,
+    compute,
+    kept,
+    overflow,
+)
 from agentkd.models.llamacpp_loader import LoadOptions, open_llama, options_for
 from agentkd.models.llamacpp_turn import run_turn
 
@@ -137,7 +146,8 @@ class LocalLLM:
 
     # -- the token loop -----------------------------------------------------------------------
     def _prefill(self, tokens: list[int]) -> int:
-        """Evaluate ``tokens``, keeping the KV cache of the prefix shared with what was evaluated before."""
+        """Evaluate ``tokens``, keeping the KV cache of the prefix shared with what was evaluated before (up to a
+        chunk boundary: ``llamacpp_core.kept``), the rest one fixed chunk at a time (Ctrl-C waits for one)."""
         llm = self._llm
         if len(tokens) >= self.n_ctx:
             raise overflow(len(tokens), self.n_ctx)
@@ -146,15 +156,14 @@ class LocalLLM:
             if a != b:
                 break
             common += 1
-        reuse = min(common, len(tokens) - 1)  # evaluate at least one token: its logits are sampled next
+        reuse = kept(common, len(tokens))
         if reuse > 0 and llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
             llm.n_tokens = reuse
         else:
             llm.reset()
             reuse = 0
-        step = max(llm.n_batch, 1)
-        for start in range(reuse, len(tokens), step):  # a chunk at a time: Ctrl-C waits for one chunk, not all
-            compute(llm.eval, tokens[start : start + step])
+        for start, end in chunks(reuse, len(tokens)):
+            compute(llm.eval, tokens[start:end])
         return reuse
 
     # -- chat ---------------------------------------------------------------------------------

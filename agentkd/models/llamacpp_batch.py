@@ -9,11 +9,14 @@ Design notes
   on a decoder that hands its tokens to the engine and waits for the next one.
 - A step runs once every busy slot has handed in its tokens, or ``max_wait`` after the first did, so a
   slow reader of one stream does not hold up the others. The thread that completes the set runs the step
-  (there is no engine thread): one ``llama_decode`` with one token per decoding sequence and chunks of the
-  prompts of sequences that joined, then each sequence's next token from its own output row with its own
-  sampler.
-- Shared prompt prefixes: a turn starts by copying the longest prefix of its prompt that any slot holds
-  (``llama_memory_seq_cp`` shares the cells, it does not duplicate them) and evaluates only the rest. A
+  (there is no engine thread): one ``llama_decode`` with one token per decoding sequence, each sequence's
+  next token sampled from its own output row with its own sampler; then chunks of the prompts of sequences
+  that joined, each a ``llama_decode`` of its own, cut at the fixed positions the single path cuts at
+  (``llamacpp_core.chunks``). llama.cpp rounds a sequence's rows differently with the number of its tokens in
+  a batch, so a prompt merged with other tokens would not give the single path's output; one decoded token
+  per sequence beside others does (``benchmarks/batch_invariance_probe.py``).
+- Shared prompt prefixes: a turn starts by copying the longest prefix of its prompt that any slot holds, up
+  to a chunk boundary (``llamacpp_core.kept``), and evaluates only the rest. A
   prompt whose longer prefix another slot is evaluating right now waits one step and copies it, so k votes
   on one prompt evaluate it once. A free slot keeps its cells for the next turn that matches them.
 - Sequences of a step are put in the batch in id order and a turn takes the free slot with the lowest id:
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +42,7 @@ import llama_cpp
 from llama_cpp import _internals
 
 from agentkd.models.chat_template import ChatResult, final_result
-from agentkd.models.llamacpp_core import COMPUTE, Sampler, compute, overflow
+from agentkd.models.llamacpp_core import COMPUTE, Sampler, chunks, compute, kept, overflow
 
 DEFER_MIN = 16  # tokens: a shorter prefix is cheaper to evaluate again than to wait a step for
 
@@ -68,6 +71,7 @@ class _Request:
     todo: list[int]
     sampler: Sampler
     fresh: bool  # the start of a turn: its prompt may reuse cells of any slot
+    prompt: bool = False  # a turn's prompt (evaluated in fixed chunks), not one decoded token
     since: float = field(default_factory=time.monotonic)
     reuse: int = 0
     token: int = -1
@@ -80,6 +84,7 @@ class EngineStats:
     """What the engine did: steps, tokens evaluated, and how wide the steps were."""
 
     steps: int = 0
+    decodes: int = 0  # llama_decode calls: one per step for the decoding sequences, one per prompt chunk
     tokens: int = 0
     sampled: int = 0
     reused: int = 0
@@ -140,7 +145,7 @@ class BatchEngine:
     # -- steps ------------------------------------------------------------------------------------
     def submit(self, slot: _Slot, tokens: list[int], sampler: Sampler, *, fresh: bool) -> _Request:
         """Evaluate ``tokens`` on ``slot`` in the next step(s) and sample the next token; returns when done."""
-        req = _Request(slot, list(tokens), sampler, fresh)
+        req = _Request(slot, list(tokens), sampler, fresh, prompt=fresh)
         with self._cond:
             self._pending.append(req)
             try:
@@ -165,46 +170,59 @@ class BatchEngine:
         return time.monotonic() - min(r.since for r in self._pending) >= self.max_wait
 
     def _step(self) -> None:
-        batch, n, budget = self._batch, 0, self.n_batch
+        """One step: a token for every sequence that is decoding, in one ``llama_decode``, then chunks of the
+        prompts waiting (at most ``n_batch`` tokens), each chunk a ``llama_decode`` of its own at its fixed
+        position (``llamacpp_core.chunks``), so its rows are computed as the single path computes them."""
         scheduled: dict[int, list[int]] = {}
-        plan: list[tuple[_Request, list[int]]] = []
-        # sequences that are decoding go first, one token each, so they keep their pace; prompts fill the rest
-        for req in sorted(self._pending, key=lambda r: len(r.todo) > 1 or r.fresh):
-            if budget == 0:
+        runs: list[list[tuple[_Request, list[int], bool]]] = []
+        decoding = sorted((r for r in self._pending if not r.prompt), key=lambda r: r.slot.seq)
+        if decoding:
+            runs.append([(r, r.todo, True) for r in decoding])
+        budget = self.n_batch
+        for req in [r for r in self._pending if r.prompt]:
+            if budget <= 0:
                 break
             if req.fresh and not self._resolve(req, scheduled):
                 continue
-            take = req.todo[:budget]
-            req.todo = req.todo[len(take):]
-            req.since = time.monotonic()  # a prompt's next chunk waits for the others like any request
-            scheduled[req.slot.seq] = take
-            plan.append((req, take))
-            budget -= len(take)
-        # in sequence order: with one KV stream per sequence llama.cpp splits a batch into one forward pass per
-        # run of consecutive sequence ids, so sequences 3, 0, 1 would cost two passes and 0, 1, 3 ... also two
+            pos = len(req.slot.tokens) + len(scheduled.get(req.slot.seq, []))
+            while req.todo and budget > 0:
+                end = chunks(pos, pos + len(req.todo))[0][1]
+                take, req.todo = req.todo[: end - pos], req.todo[end - pos :]
+                runs.append([(req, take, not req.todo)])  # the chunk that ends the prompt samples its next token
+                scheduled.setdefault(req.slot.seq, []).extend(take)
+                pos, budget = end, budget - len(take)
+            req.since = time.monotonic()  # a prompt's next chunks wait for the others like any request
+        if runs:
+            self.stats.steps += 1
+        for i, rows in enumerate(runs):
+            rc = self._run(rows)
+            if rc != 0:  # this decode's sequences and those whose chunks were to follow lose their cells
+                seqs = {r.slot.seq for later in runs[i:] for r, _, _ in later}
+                self._fail(seqs, RuntimeError(f"llama_decode failed ({rc}) on {sum(len(t) for _, t, _ in rows)} "
+                                              "tokens"))
+                return
+
+    def _run(self, rows: list[tuple[_Request, list[int], bool]]) -> int:
+        """One ``llama_decode`` of ``rows`` (a request, the tokens it evaluates, whether its next token is sampled
+        from the last of them), then those tokens; llama_decode's return code."""
+        batch, n = self._batch, 0
         outs: list[tuple[_Request, int]] = []
-        for req, take in sorted(plan, key=lambda p: p[0].slot.seq):
+        for req, take, sample in rows:
             pos = len(req.slot.tokens)
             for i, token in enumerate(take):
-                batch.token[n] = token
-                batch.pos[n] = pos + i
-                batch.n_seq_id[n] = 1
-                batch.seq_id[n][0] = req.slot.seq
-                batch.logits[n] = False
+                batch.token[n], batch.pos[n], batch.n_seq_id[n] = token, pos + i, 1
+                batch.seq_id[n][0], batch.logits[n] = req.slot.seq, False
                 n += 1
-            if not req.todo:
+            if sample:
                 batch.logits[n - 1] = True
                 outs.append((req, n - 1))
-        if n == 0:
-            return
         batch.n_tokens = n
         rc = self._decode(batch)
         if rc != 0:
-            self._fail(scheduled, RuntimeError(f"llama_decode failed ({rc}) on a batch of {n} tokens"))
-            return
-        for seq, take in scheduled.items():
-            self._slots[seq].tokens.extend(take)
-        self.stats.steps += 1
+            return rc
+        for req, take, _ in rows:
+            req.slot.tokens.extend(take)
+        self.stats.decodes += 1
         self.stats.tokens += n
         for req, idx in outs:
             try:
@@ -214,6 +232,7 @@ class BatchEngine:
                 req.error = exc
             req.done = True
             self._pending.remove(req)
+        return 0
 
     def _decode(self, batch: Any) -> int:
         # every decode on one thread: a team of OpenMP threads per turn's thread on 2 cores made each step 2.5x
@@ -235,7 +254,7 @@ class BatchEngine:
             planned = r.slot.tokens + scheduled.get(r.slot.seq, []) + r.todo
             if _common(planned, prompt) >= best + DEFER_MIN:
                 return False
-        reuse = min(best, len(prompt) - 1)  # evaluate at least one token: its logits are sampled next
+        reuse = kept(best, len(prompt))  # up to a chunk boundary, as the single path keeps it
         if src is slot:
             llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, reuse, -1)
             del slot.tokens[reuse:]
@@ -249,7 +268,7 @@ class BatchEngine:
         self.stats.reused += reuse
         return True
 
-    def _fail(self, scheduled: dict[int, list[int]], error: BaseException) -> None:
+    def _fail(self, scheduled: Collection[int], error: BaseException) -> None:
         """A failed decode: the sequences in it lose their cells and their turns get the error."""
         for seq in scheduled:
             llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1)

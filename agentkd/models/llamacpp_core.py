@@ -7,6 +7,7 @@
   ``Llama``'s own context, the batched engine one sequence of a shared context.
 - ``COMPUTE``: the lock that lets one in-process model compute at a time.
 - ``compute``: every llama.cpp evaluation of the process runs on one thread.
+- ``kept``/``chunks``: where a prompt's cached prefix ends and how the rest is cut, the same on both paths.
 """
 
 from __future__ import annotations
@@ -61,6 +62,30 @@ def _forget_pool() -> None:  # a forked child has no such thread: it starts its 
 
 
 os.register_at_fork(after_in_child=_forget_pool)
+
+
+# Prompt tokens are evaluated in chunks of CHUNK tokens at fixed positions (multiples of CHUNK, the last one
+# shorter), one llama_decode each, and a cached prefix is kept only up to such a multiple. llama.cpp's CPU
+# kernels round a row differently depending on how many tokens of its sequence share the batch
+# (benchmarks/batch_invariance_probe.py: Qwen2.5-Coder-0.5B's logits move by up to 0.33 when a prompt's last
+# 2-7 tokens are evaluated apart from the rest, SmolLM2-135M's when its last one is), so a turn's output
+# would depend on what the cache held before it. Cut at fixed positions, every cell is computed in the same
+# batch shape whatever came before, on the single path and in the batched engine alike: greedy output is a
+# function of the prompt alone.
+CHUNK = 64
+
+
+def kept(common: int, n: int) -> int:
+    """How many cached cells a prompt of ``n`` tokens keeps when ``common`` of them match the cache: the match
+    rounded down to a chunk boundary, and at least one token evaluated (its logits are sampled next)."""
+    reuse = min(common, n - 1)
+    return reuse - reuse % CHUNK
+
+
+def chunks(start: int, end: int) -> list[tuple[int, int]]:
+    """Tokens ``start`` (a chunk boundary) to ``end`` as [from, to) chunks cut at multiples of CHUNK; each is
+    evaluated by a ``llama_decode`` of its own (merged, a chunk's rows would take the shape of the merge)."""
+    return [(a, min(a + CHUNK, end)) for a in range(start, end, CHUNK)]
 
 
 def overflow(n: int, n_ctx: int) -> ContextOverflowError:
