@@ -85,8 +85,9 @@ class Settings(BaseSettings):
     vote_early_stop: bool = Field(True, description="Voting: stop the answers still being written once the "
                                   "finished ones have decided the vote (the winner is the same; it saves their time).")
     batch_width: int = Field(4, ge=1, description="Evaluation: independent items of a student arm run at once as "
-                             "sequences of one llama.cpp batch (in-process student; 1: one by one). Results at "
-                             "temperature 0 are the same either way.")
+                             "sequences of one llama.cpp batch (in-process student; 1: one by one). At temperature 0 "
+                             "the answers are the same either way up to width 7 (measured on Qwen2.5-Coder-0.5B/1.5B: "
+                             "8 sequences decoding together round differently; benchmarks/batching.md §6).")
     max_steps: int = Field(4, description="Model calls per answer at most (each may run one tool).")
     # one build's knobs: the CLI, the Python API (BuildConfig) and eval read the same defaults
     iterations: int = Field(6, description="Rounds of plan → generate → attempt → judge → write → admit, at most: "
