@@ -2,6 +2,7 @@
 
 Run: python benchmarks/engine_probe.py turns    (k samples of one prompt after a single-path call: tok/s, ms per decode)
      python benchmarks/engine_probe.py vote     (k = 8 votes on 4 held-out questions: the engine's mean width per vote)
+     python benchmarks/engine_probe.py prefill  (the single path's prefill in chunks of 512, 32, 64 tokens: §6's cost)
 
 Qwen2.5-Coder-0.5B, 2 threads, opened through the safe loader (LocalLLM). ``turns`` first makes one single-path
 call in the main thread, as a mixed process does (a greedy arm, a request), then k = 1, 2, 8 turns on the engine.
@@ -81,5 +82,23 @@ def vote() -> None:
         tool_seconds.clear()
 
 
+def prefill() -> None:
+    """The single path's prefill of a 600-token prompt in fixed chunks of 512, 32, 64 tokens (best of 3 each)."""
+    from agentkd.models import llamacpp
+
+    llm = LocalLLM(str(MODEL), n_ctx=2048, n_threads=2)
+    tokens = llm.tokenize("The quick brown fox jumps over the lazy dog. " * 60)[:600]
+    for size in (512, 32, 64, 512):
+        llamacpp.chunks = lambda a, b, size=size: [(x, min(x + size, b)) for x in range(a, b, size)]  # type: ignore[misc]
+        best = float("inf")
+        for _ in range(3):
+            llm.reset()
+            t0 = time.perf_counter()
+            llm._prefill(tokens)
+            best = min(best, time.perf_counter() - t0)
+        print(f"chunks of {size}: {len(tokens)} tokens in {best:.2f} s = {len(tokens) / best:.0f} tok/s")
+    llm.close()
+
+
 if __name__ == "__main__":
-    {"turns": turns, "vote": vote}[sys.argv[1] if len(sys.argv) > 1 else "turns"]()
+    {"turns": turns, "vote": vote, "prefill": prefill}[sys.argv[1] if len(sys.argv) > 1 else "turns"]()

@@ -16,6 +16,7 @@ from typing import Any
 from agentkd.config import Settings
 from agentkd.distill.context import BuildConfig, BuildContext
 from agentkd.distill.curriculum import Budget
+from agentkd.distill.harvest import example_categories
 from agentkd.distill.nodes import BuildState
 from agentkd.errors import ConfigError, RunStateError
 from agentkd.eval.heldout import ArmResult, run_arm
@@ -303,14 +304,11 @@ def _reserve(ctx: BuildContext, alone: ArmResult, seed: int) -> Callable[[], flo
 
 def example_coverage(task: TaskSource, library: Any) -> tuple[int, int] | None:
     """How many of the task's (train) categories have an admitted worked example in the library."""
-    if not hasattr(library, "list"):
-        return None
+    covered = example_categories(library, task.name)
     known = set(task.categories("train"))
-    if len(known) <= 1:
+    if covered is None or len(known) <= 1:
         return None
-    examples = library.list(status="admitted", kind="example", task=task.name)
-    covered = {e.worked.category for e in examples if e.worked is not None} & known
-    return len(covered), len(known)
+    return len(covered & known), len(known)
 
 
 _PERSISTED = (

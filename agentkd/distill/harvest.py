@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from agentkd.distill.context import BuildContext
 from agentkd.distill.grading import judge
@@ -28,6 +29,14 @@ from agentkd.student.voting import answer_key
 from agentkd.tasks.base import run_attempt
 
 STUDENT_SAMPLES = 4  # sampled runs of the student on a failure the teacher could not solve
+
+
+def example_categories(library: Any, task: str) -> set[str] | None:
+    """The categories of ``task`` that have an admitted worked example in ``library`` (None: it cannot list)."""
+    if not hasattr(library, "list"):
+        return None
+    return {e.worked.category for e in library.list(status="admitted", kind="example", task=task)
+            if e.worked is not None and e.worked.category}
 
 
 @dataclass

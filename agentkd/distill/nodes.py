@@ -21,7 +21,7 @@ from agentkd.distill.admission import ablate_failure, admit_candidate
 from agentkd.distill.context import BuildContext, StrategyStore
 from agentkd.distill.curriculum import Curriculum, allocate
 from agentkd.distill.grading import judge as judge_attempt
-from agentkd.distill.harvest import Harvest, harvest_example, student_example
+from agentkd.distill.harvest import Harvest, example_categories, harvest_example, student_example
 from agentkd.distill.writing import (
     MAX_FAILURES,
     Failure,
@@ -185,7 +185,7 @@ class Nodes:
         seed = cfg.seed + state.iteration * 7919
         # categories that already have an admitted worked example need no more; fresh draws find new ones
         covered = {o.scenario.category for o in state.outcomes if o.admitted and o.admitted.startswith("e-")}
-        covered |= self._covered_by_library()
+        covered |= example_categories(self.ctx.library, task.name) or set()  # what the library covers already
         plan = {c: n for c, n in state.plan.items() if c not in covered}
         # the source's draws aimed at the planned categories (None: it cannot draw by category)
         drawn = [task.scenarios_for(cat, n, seed, state.curriculum.difficulty(cat)) for cat, n in sorted(plan.items())]
@@ -198,15 +198,6 @@ class Nodes:
             scenarios = task.scenarios("train", cfg.batch_size, seed=seed)
         self.ctx.progress("scenarios", iteration=state.iteration, n=len(scenarios))
         return {"scenarios": scenarios}
-
-    def _covered_by_library(self) -> set[str]:
-        """Categories of the task with an admitted worked example already in the library (a build that adds
-        to a pack aims at the others)."""
-        listing = getattr(self.ctx.library, "list", None)
-        if listing is None:
-            return set()
-        return {s.worked.category for s in listing(status="admitted", kind="example", task=self.ctx.task.name)
-                if s.worked is not None and s.worked.category}
 
     def update_curriculum(self, state: BuildState) -> dict[str, Any]:
         """Close the round: pass rates per category, library use counts, difficulty, and the round's figures."""

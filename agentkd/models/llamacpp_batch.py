@@ -184,13 +184,14 @@ class BatchEngine:
                 break
             if req.fresh and not self._resolve(req, scheduled):
                 continue
-            pos = len(req.slot.tokens) + len(scheduled.get(req.slot.seq, []))
-            while req.todo and budget > 0:
-                end = chunks(pos, pos + len(req.todo))[0][1]
-                take, req.todo = req.todo[: end - pos], req.todo[end - pos :]
+            pos = len(req.slot.tokens)
+            for start, end in chunks(pos, pos + len(req.todo)):
+                if budget <= 0:
+                    break
+                take, req.todo = req.todo[: end - start], req.todo[end - start :]
                 runs.append([(req, take, not req.todo)])  # the chunk that ends the prompt samples its next token
                 scheduled.setdefault(req.slot.seq, []).extend(take)
-                pos, budget = end, budget - len(take)
+                budget -= len(take)
             req.since = time.monotonic()  # a prompt's next chunks wait for the others like any request
         if runs:
             self.stats.steps += 1
