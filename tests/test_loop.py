@@ -161,3 +161,35 @@ def test_build_survives_kill_9_and_resumes_without_loss_or_duplicates(tmp_path: 
     final = Library.open(str(lib), "passphrase").list(status="admitted")
     assert [s.id for s in final] == [s.id for s in admitted_before], "nothing lost, nothing duplicated"
     assert json.loads(next(runs.glob("*.json")).read_text())["finished"] is True
+
+
+@pytest.mark.model
+def test_a_resumed_round_counts_the_writes_it_granted_before_the_crash(
+    tmp_path: Path, smollm_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agentkd.distill.nodes as nodes_module
+    from agentkd.distill.graph import sqlite_checkpointer
+
+    useless = json.dumps({**STRATEGY, "title": "Be polite", "body": "Greet the visitor warmly and thank them."})
+    ctx = _ctx(tmp_path, smollm_path, ["Answer: ?", useless] * 3, iterations=1, batch_size=3,
+               max_strategies_per_iteration=1, teacher_concurrency=1)
+    attempt, seen = nodes_module.run_attempt, []
+
+    def crashes_on_the_second(*args: object, **kwargs: object) -> object:
+        seen.append(1)
+        if len(seen) == 2:
+            raise RuntimeError("the process dies here")
+        return attempt(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(nodes_module, "run_attempt", crashes_on_the_second)
+    with sqlite_checkpointer(tmp_path / "run.sqlite") as saver:
+        with pytest.raises(RuntimeError, match="dies here"):
+            run(ctx, checkpointer=saver, thread_id="t")
+        asked = len(ctx.teacher.transport.calls)  # type: ignore[attr-defined]
+        assert asked == 2, "the first failure used the round's one write (a solution, then the entry)"
+        monkeypatch.setattr(nodes_module, "run_attempt", attempt)
+        state = run(ctx, checkpointer=saver, thread_id="t", resume=True)  # new nodes: their counts start empty
+    outcomes = state.round(0)
+    assert len(outcomes) == 3 and not any(o.verdict.correct for o in outcomes)
+    assert [o.wrote for o in outcomes] == [True, False, False], "the cap of 1 holds across the resume"
+    assert len(ctx.teacher.transport.calls) == asked  # type: ignore[attr-defined]

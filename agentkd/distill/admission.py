@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from agentkd.distill.items import ItemKind, Probe, category_items, choose, passes, probe_items
+from agentkd.eval.heldout import in_order
 from agentkd.library.curation import ALPHA, admissible, describe, net_bounds, p_helps
 from agentkd.schema import Attempt, Effect, Scenario, Strategy
 
@@ -138,11 +138,7 @@ def _run_pairs(ctx: BuildContext, candidate: Strategy, items: list[Scenario], pr
     jobs: list[tuple[Scenario, list[Strategy] | None]] = [(sc, _with(ctx, sc, candidate)) for sc in items]
     if probes is None:
         jobs += [(sc, None) for sc in items]
-    if len(jobs) == 1:
-        outcomes = [passes(ctx, jobs[0][0], jobs[0][1])]
-    else:
-        with ThreadPoolExecutor(len(jobs), thread_name_prefix="agentkd-admit") as pool:
-            outcomes = list(pool.map(lambda job: passes(ctx, job[0], job[1]), jobs))
+    outcomes = list(in_order(lambda job: passes(ctx, job[0], job[1]), jobs, len(jobs)))
     won = outcomes[: len(items)]
     found = probes if probes is not None else [Probe(sc, ok) for sc, ok in zip(items, outcomes[len(items):],
                                                                                 strict=True)]

@@ -36,9 +36,9 @@ from agentkd.distill.nodes import (
 from agentkd.errors import RunStateError
 
 
-def build_graph(ctx: BuildContext, checkpointer: Any = None) -> Any:
+def build_graph(ctx: BuildContext, checkpointer: Any = None, nodes: Nodes | None = None) -> Any:
     """Compile the loop for ``ctx``; pass a checkpointer to make runs resumable."""
-    nodes = Nodes(ctx)
+    nodes = nodes or Nodes(ctx)
     iterations = ctx.config.iterations
 
     def route_after_plan(state: BuildState) -> Literal["generate_scenarios", "__end__"]:
@@ -93,7 +93,8 @@ def run(ctx: BuildContext, *, checkpointer: Any = None, thread_id: str = "build"
     that finished are not run again, the one that was interrupted is, and admission is idempotent, so
     nothing is lost or duplicated.
     """
-    graph = build_graph(ctx, checkpointer)
+    nodes = Nodes(ctx)
+    graph = build_graph(ctx, checkpointer, nodes)
     in_flight = max(ctx.config.teacher_concurrency, ctx.config.student_concurrency, 1)
     config: Any = {"configurable": {"thread_id": thread_id}, "recursion_limit": 10_000, "max_concurrency": in_flight}
     if resume and checkpointer is not None:
@@ -102,8 +103,25 @@ def run(ctx: BuildContext, *, checkpointer: Any = None, thread_id: str = "build"
             raise RunStateError(f"there is no checkpoint of run {thread_id} to resume.", hint=RESTART_HINT)
         if not saved.next:  # the loop had finished (killed during the held-out measurement): do not run it again
             return BuildState.model_validate(saved.values)
+        granted = writes_granted(graph.get_state(config, subgraphs=True))  # the round's cap counts on
+        nodes.resume_writes(int(saved.values.get("iteration", 0)), granted)
         return BuildState.model_validate(graph.invoke(None, config))
     return BuildState.model_validate(graph.invoke(BuildState(), config))
+
+
+def writes_granted(saved: Any) -> int:
+    """The writes the round in progress had granted when it was killed: branches that finished say so in
+    their outcome, a branch cut short after its judge in its own checkpointed state."""
+    granted = 0
+    for task in saved.tasks:
+        if task.name != "scenario":
+            continue
+        if isinstance(task.result, dict):  # finished: its outcome waits in the checkpoint's pending writes
+            granted += sum(bool(dict(o).get("wrote") if isinstance(o, dict) else o.wrote)
+                           for o in task.result.get("outcomes") or [])
+        elif task.state is not None and not isinstance(task.state, dict):  # cut short: the branch's own state
+            granted += bool((getattr(task.state, "values", None) or {}).get("write"))
+    return granted
 
 
 def mermaid(ctx: BuildContext) -> str:

@@ -58,6 +58,7 @@ class Outcome(BaseModel):
     admitted: str | None = None
     rejected: dict[str, Any] | None = None
     lift: float = 0.0
+    wrote: bool = False  # granted one of the round's writes (the cap counts these when a killed round resumes)
 
 
 class ScenarioState(BaseModel):
@@ -241,6 +242,12 @@ class Nodes:
         self.ctx.progress("judged", passed=int(verdict.correct), total=1)
         return {"verdict": verdict, "write": not verdict.correct and self._grant_write(state.iteration)}
 
+    def resume_writes(self, iteration: int, granted: int) -> None:
+        """A killed round resumes: ``granted`` of its writes were given before the kill (``graph.run`` counts
+        them from the checkpoint), so the cap counts on from there instead of starting again."""
+        with self._writes_lock:
+            self._writes[iteration] = max(self._writes.get(iteration, 0), granted)
+
     def _grant_write(self, iteration: int) -> bool:
         with self._writes_lock:
             granted = self._writes.get(iteration, 0)
@@ -322,7 +329,7 @@ class Nodes:
         sc, at, verdict = state.scenario, state.attempt, state.verdict
         assert at is not None and verdict is not None
         outcome = Outcome(iteration=state.iteration, index=state.index, scenario=sc, attempt=at, verdict=verdict,
-                          rejected=state.rejected)
+                          rejected=state.rejected, wrote=state.write)
         if state.candidate is not None:
             cand = state.candidate.strategy
             result = admit_candidate(self.ctx, cand, sc, state.iteration, seen=state.candidate.seen)

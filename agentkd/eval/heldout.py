@@ -8,9 +8,10 @@ episode when it has one (``run_attempt``) and its own grading (``grade``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from agentkd.distill.grading import judge
 from agentkd.schema import Scenario
@@ -42,6 +43,23 @@ class ArmResult:
 
 
 grade = judge  # one grading function: the task's grader, else its answer check (``distill.grading.judge``)
+
+T = TypeVar("T")
+X = TypeVar("X")
+
+
+def in_order(run: Callable[[X], T], items: Sequence[X], width: int = 1) -> Generator[T, None, None]:
+    """``run(item)`` for every item, ``width`` of them at once (sequences of one batch, or a server's slots),
+    yielded in the items' order. Closing the iterator early (an interrupted arm) cancels the items not begun."""
+    if width <= 1 or len(items) <= 1:
+        yield from (run(x) for x in items)
+        return
+    pool = ThreadPoolExecutor(width, thread_name_prefix="agentkd-items")
+    try:
+        futures = [pool.submit(run, x) for x in items]
+        yield from (f.result() for f in futures)
+    finally:
+        pool.shutdown(cancel_futures=True)  # no items left running behind an interrupted arm
 
 
 def run_arm(
@@ -78,11 +96,7 @@ def run_arm(
                 "answer": attempt.answer[-200:], "strategies": attempt.strategy_ids, "seconds": attempt.seconds,
                 "completion_tokens": attempt.completion_tokens}
 
-    if width > 1 and len(scenarios) > 1:
-        with ThreadPoolExecutor(width, thread_name_prefix="agentkd-heldout") as pool:
-            items = list(pool.map(one, scenarios))
-    else:
-        items = [one(sc) for sc in scenarios]
+    items = list(in_order(one, scenarios, width))
     arm = ArmResult(name, wall=time.perf_counter() - started)
     for item in items:
         arm.reused += int(bool(item.get("reused")))

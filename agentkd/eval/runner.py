@@ -15,7 +15,6 @@ import copy
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 from agentkd.config import Settings
 from agentkd.errors import ConfigError, TeacherError
 from agentkd.eval.arms import ArmSpec, default_baseline, parse_arms
-from agentkd.eval.heldout import grade
+from agentkd.eval.heldout import grade, in_order
 from agentkd.eval.results import EvalResult, ItemRecord, compare, read_transcripts, summarize
 from agentkd.eval.teacher_arm import TeacherSolver
 from agentkd.models.runlog import CallRecord, RunLog
@@ -249,12 +248,14 @@ def _run_arm(arena: _Arena, arm: ArmSpec, scenarios: list[Scenario], path: Path,
                     f.write(json.dumps({**done[sc.id], "transcript": f"the same prompt as {source}: see its "
                                         "transcript"}, ensure_ascii=False, default=str) + "\n")
     todo = [sc for sc in scenarios if sc.id not in done]
-    pool = ThreadPoolExecutor(width, thread_name_prefix="agentkd-eval") if width > 1 and len(todo) > 1 else None
-    if pool is not None:  # items run at once as sequences of one batch; written in scenario order all the same
-        batched = solver.llm.batched(width)
-        shared = OneQueryAtATime(solver.retriever) if solver.retriever is not None else None
-        futures = {sc.id: pool.submit(arena.run_item, arm, arena.item_solver(solver, batched, shared), sc)
-                   for sc in todo}  # fmt: skip
+    batched = width > 1 and len(todo) > 1  # items run at once as sequences of one batch, written in scenario order
+    llm = solver.llm.batched(width) if batched else None
+    shared = OneQueryAtATime(solver.retriever) if batched and solver.retriever is not None else None
+
+    def run(sc: Scenario) -> tuple[ItemRecord, dict[str, Any]]:  # batched: each item its own solver and count
+        return arena.run_item(arm, arena.item_solver(solver, llm, shared) if batched else solver, sc)
+
+    results = in_order(run, todo, width)
     out: list[ItemRecord] = []
     try:
         for sc in scenarios:
@@ -264,14 +265,13 @@ def _run_arm(arena: _Arena, arm: ArmSpec, scenarios: list[Scenario], path: Path,
                 if not record.reused_from:
                     arena.resumed_seconds += record.seconds  # so the report's duration covers the interrupted part
             else:
-                record, detail = futures[sc.id].result() if pool is not None else arena.run_item(arm, solver, sc)
+                record, detail = next(results)
                 with path.open("a", encoding="utf-8") as f:
                     f.write(json.dumps({**record.model_dump(), **detail}, ensure_ascii=False, default=str) + "\n")
             out.append(record)
             progress("item", arm=arm.name, correct=record.correct)
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)  # an interrupted arm leaves no items running behind it
+        results.close()  # an interrupted arm leaves no items running behind it
     return out
 
 

@@ -8,26 +8,24 @@ final answer is right; everything else becomes a ``Dropped`` with the reason.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from agentkd.chat import ChatResult
 from agentkd.distill.grading import judge
 from agentkd.errors import TaskError, TeacherError
+from agentkd.models.runlog import RunLog
 from agentkd.prompts import render
 from agentkd.schema import Attempt, Message, Scenario, Strategy, ToolCallRecord, Verdict
+from agentkd.student.agent_loop import AgentLoop, Done
 from agentkd.tasks import TaskSource, as_task
 from agentkd.teacher.teacher import Teacher
 from agentkd.tools import ToolBox
 
 Stage = Literal["teacher", "steps", "judge", "dedupe", "format", "template", "length"]
-
-# litellm (this version) imports its MCP gateway, which needs the optional ``mcp`` package, whenever
-# ``tools`` are passed; this flag skips that gateway. Transports other than litellm ignore it.
-TRANSPORT_PARAMS: dict[str, Any] = {"_skip_mcp_handler": True}
 
 
 class Trajectory(BaseModel):
@@ -89,16 +87,31 @@ class AgentStudent(Protocol):
     def head(self, strategies: Sequence[Strategy]) -> list[Message]: ...
 
 
-def _arguments(raw: Any) -> str:
-    return raw if isinstance(raw, str) else json.dumps(raw if raw is not None else {}, ensure_ascii=False)
+class _Purposed:
+    """The teacher as the loop's ``ChatModel``, its calls logged under ``purpose``."""
+
+    def __init__(self, teacher: Teacher, purpose: str) -> None:
+        self.teacher, self.purpose = teacher, purpose
+
+    def chat_stream(self, messages: list[Message], **kwargs: Any) -> Iterator[str | ChatResult]:
+        return self.teacher.chat_stream(messages, purpose=self.purpose, **kwargs)
 
 
-def _parsed(arguments: str) -> dict[str, Any]:
-    try:
-        value = json.loads(arguments)
-    except json.JSONDecodeError:
-        return {"_raw": arguments}
-    return value if isinstance(value, dict) else {"_raw": arguments}
+def _number_calls(messages: list[Message]) -> None:
+    """Give the episode's calls the ids ``call_1``, ``call_2``… in order, their tool messages too (providers
+    repeat ids or leave them out; a training record needs each call paired with its result)."""
+    n = 0
+    pending: list[str] = []
+    for m in messages:
+        if m["role"] == "assistant" and m.get("tool_calls"):
+            pending = []
+            for call in m["tool_calls"]:
+                n += 1
+                call["id"] = f"call_{n}"
+                pending.append(call["id"])
+            m["tool_calls"] = [{**c, "type": "function"} for c in m["tool_calls"]]
+        elif m["role"] == "tool" and pending:
+            m["tool_call_id"] = pending.pop(0)
 
 
 class TrajectoryCollector:
@@ -174,60 +187,30 @@ class TrajectoryCollector:
             verdict=verdict,
         )
 
-    def _params(self, step: int, answer_now: bool) -> dict[str, Any]:
-        specs = self.student.tools.specs()
-        if not specs:
-            return {}
-        params: dict[str, Any] = {**TRANSPORT_PARAMS, "tools": specs}
-        if answer_now:
-            params["tool_choice"] = "none"  # tools stay visible but the reply must be the answer
-        elif step == 0 and self.tool_first:
-            # the data is about tool use: the first turn acts (small teachers otherwise often write a call
-            # as prose, which cannot be run, and then "answer" with a number from it)
-            params["tool_choice"] = "required"
-        return params
-
     def _act(self, messages: list[Message]) -> tuple[str | None, list[ToolCallRecord], bool]:
-        """Run the episode on ``messages`` (appended to): the final answer (None if there is none), the calls,
-        and whether the teacher had to be asked for its answer.
+        """Run the episode on ``messages`` (appended to) on the student's agent loop, every tool a JSON call:
+        the final answer (None if there is none), the calls, and whether the teacher had to be asked for it.
 
         A turn that only repeats calls already made is neither run nor recorded. Then, or at the step limit,
         the teacher is asked for its final answer in a user turn (``prompts/sft_answer_now.md``) that is not
         recorded: small teachers often keep calling a tool whose result they already have.
         """
-        records: list[ToolCallRecord] = []
-        seen: set[tuple[str, str]] = set()
-        answer_now = False
-        for step in range(self.max_steps):
-            answer_now = answer_now or step == self.max_steps - 1
-            nudge = [{"role": "user", "content": render("sft_answer_now.md", instructions=self.task.instructions)}]
-            reply = self.teacher.complete([*messages, *(nudge if answer_now else [])], purpose="sft_trajectory",
-                                          max_tokens=self.max_tokens, **self._params(step, answer_now))
-            content = reply.get("content")
-            turn: Message = {"role": "assistant", "content": content.strip() if isinstance(content, str) else None}
-            calls = [(str((c.get("function") or {}).get("name") or ""), _arguments((c.get("function") or {})
-                      .get("arguments"))) for c in reply.get("tool_calls") or []]
-            if not calls:
-                messages.append(turn)
-                return str(turn["content"] or ""), records, answer_now
-            if answer_now:
-                break  # the provider ignored tool_choice="none"
-            if all(c in seen for c in calls):
-                answer_now = True
-                continue
-            seen.update(calls)
-            turn["tool_calls"] = [
-                {"id": f"call_{len(records) + i}", "type": "function", "function": {"name": name, "arguments": args}}
-                for i, (name, args) in enumerate(calls, start=1)
-            ]
-            messages.append(turn)
-            for call in turn["tool_calls"]:
-                name, arguments = call["function"]["name"], call["function"]["arguments"]
-                out = self.student.tools.run(name, arguments)
-                records.append(ToolCallRecord(name=name, arguments=_parsed(arguments), result=out.output,
-                                              error=out.error))
-                messages.append({"role": "tool", "tool_call_id": call["id"], "name": name, "content": out.output})
-        return None, records, answer_now
+        loop = AgentLoop(
+            _Purposed(self.teacher, "sft_trajectory"), self.student.tools, max_steps=self.max_steps,
+            max_tokens=self.max_tokens, temperature=self.teacher.temperature, seed=self.teacher.seed or 0,
+            log=RunLog(), model_spec=self.teacher.model, tool_output_answers=False, code_blocks=False,
+            answer_nudge=render("sft_answer_now.md", instructions=self.task.instructions),
+        )  # fmt: skip
+        # the data is about tool use: the first turn acts (small teachers otherwise often write a call as
+        # prose, which cannot be run, and then "answer" with a number from it)
+        first = "required" if self.tool_first and self.student.tools.specs() else "auto"
+        answer = next(e.answer for e in loop.run(messages, tool_choice=first) if isinstance(e, Done))
+        _number_calls(messages)
+        last = messages[-1]
+        replied = last["role"] == "assistant" and not last.get("tool_calls")
+        if replied:
+            last["content"] = str(last.get("content") or "").strip()
+        return (str(last["content"]) if replied else None), answer.tool_calls, answer.nudged
 
     def collect_all(
         self,

@@ -5,6 +5,11 @@ tool (a 0.5B model cannot JSON-escape a program, so the block itself is the call
 grammar-constrained JSON tool call for the other tools. A tool that fails or times out comes back
 as text the model reads and acts on; only our own bugs raise.
 
+The same loop runs the teacher where it acts with the student's tools (the eval's teacher arm, SFT
+trajectories): there every tool may be a JSON call (``code_blocks=False``) and ``answer_nudge`` asks
+for the final answer, in a user turn that is sent but not kept, at the last step and after a turn that
+only repeats calls already made (that turn is neither run nor kept).
+
 Two options from the agent-distillation work (Kang et al., 2025), both off by default:
 - self-consistent action generation (``samples > 1``): sample candidate actions at a temperature
   with different seeds, execute each (safe tools only), keep the one whose result is most common;
@@ -13,6 +18,7 @@ Two options from the agent-distillation work (Kang et al., 2025), both off by de
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Generator, Iterator
 from dataclasses import dataclass, field
@@ -61,6 +67,7 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     votes: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""  # why the episode ended early (the context overflowed), for the transcript and the judge
+    nudged: bool = False  # the model was asked for its final answer (``AgentLoop(answer_nudge=...)``)
 
 
 @dataclass(frozen=True)
@@ -120,16 +127,22 @@ class AgentLoop:
         model_spec: str = "",
         purpose: str = "answer",
         tool_output_answers: bool = True,
+        code_blocks: bool = True,
+        answer_nudge: str = "",
     ) -> None:
         """``purpose``: what the run log calls these model calls. ``tool_output_answers``: an episode that runs
         out of steps without a reply answers with its last tool output (a math program's printed result);
-        off, it has no answer (a conversation's turn that never replied to the customer)."""
+        off, it has no answer (a conversation's turn that never replied to the customer). ``code_blocks``:
+        the code tool is called as a ```python block (off: as a JSON call, like the others).
+        ``answer_nudge``: a user turn asking for the final answer (see the module docstring); "" sends none
+        and runs repeated calls again."""
         self.llm, self.tools = llm, tools
         self.max_steps, self.max_tokens, self.temperature, self.seed = max_steps, max_tokens, temperature, seed
         self.samples, self.sample_temperature, self.safe_tools = samples, sample_temperature, set(safe_tools)
         self.log, self.model_spec = log or RunLog(), model_spec
         self.purpose, self.tool_output_answers = purpose, tool_output_answers
-        self.code_tool = code_tool(tools)
+        self.answer_nudge = answer_nudge
+        self.code_tool = code_tool(tools) if code_blocks else None
         self.json_tools = [t for t in tools.specs() if t["function"]["name"] != self.code_tool]
 
     def run(
@@ -138,8 +151,10 @@ class AgentLoop:
     ) -> Generator[Event, None, None]:  # fmt: skip
         """Extend ``messages`` step by step, yielding events; the last is ``Done`` with the answer."""
         answer = Answer(text="", transcript=messages)
+        seen: set[tuple[str, str]] = set()  # the calls run so far (with ``answer_nudge``: not run twice)
+        answer_now = False
         for step in range(self.max_steps):
-            last = step == self.max_steps - 1
+            last = answer_now = answer_now or step == self.max_steps - 1
             kwargs: dict[str, Any] = {
                 "tools": self.json_tools or None,
                 "tool_choice": "none" if last else (tool_choice if step == 0 else "auto"),
@@ -147,13 +162,16 @@ class AgentLoop:
                 "stop": (CODE_CLOSE,) if self.code_tool else (),
                 "prefix": prefix if step == 0 else "",
             }
+            asked = messages
+            if last and self.answer_nudge:  # sent, not kept
+                asked, answer.nudged = [*messages, {"role": "user", "content": self.answer_nudge}], True
             try:
                 if step > 0:
-                    self._require_room(messages, kwargs["tools"])
+                    self._require_room(asked, kwargs["tools"])
                 if self.samples > 1:
-                    action = yield from self._consistent_action(messages, step, last, kwargs, answer)
+                    action = yield from self._consistent_action(asked, step, last, kwargs, answer)
                 else:
-                    action = yield from self._action(messages, step, last, kwargs, self.temperature, self.seed)
+                    action = yield from self._action(asked, step, last, kwargs, self.temperature, self.seed)
             except ContextOverflowError as exc:
                 if step == 0:  # the question itself does not fit: the caller's error (a 400, a setting to change)
                     raise
@@ -166,6 +184,14 @@ class AgentLoop:
                 messages.append(action.result.message)
                 answer.text = action.result.content
                 break
+            if self.answer_nudge:
+                if last:
+                    break  # asked for the answer, it called a tool anyway (a provider that ignores tool_choice)
+                calls = self._call_keys(action)
+                if calls <= seen:  # only repeats: neither run nor kept, and the next step asks for the answer
+                    answer_now = True
+                    continue
+                seen |= calls
             yield from self._run_tool(action, messages, answer, step, instructions)
         out_of_steps = not answer.text or parse_loose_tool_call(answer.text, set(self.tools.names)) is not None
         if out_of_steps and answer.tool_calls and self.tool_output_answers:  # the best answer we have
@@ -174,6 +200,13 @@ class AgentLoop:
         yield Done(answer)
 
     # -- one step -------------------------------------------------------------------------------
+    @staticmethod
+    def _call_keys(action: Action) -> set[tuple[str, str]]:
+        """The calls of ``action``'s turn as (tool, arguments) pairs, to tell a repeat."""
+        if action.code or not action.result.tool_calls:
+            return {(str(action.name), json.dumps(action.arguments, sort_keys=True))}
+        return {(str(c["function"]["name"]), _key(c["function"]["arguments"])) for c in action.result.tool_calls}
+
     def _action(
         self, messages: list[Message], step: int, last: bool, kwargs: dict[str, Any], temperature: float, seed: int,
         *, stream: bool = True,
@@ -274,6 +307,12 @@ class AgentLoop:
             answer.prompt_tokens, answer.cached_tokens = r.prompt_tokens, r.cached_tokens
             answer.timings["first_call_ttft"] = r.timings.get("ttft", 0.0)
         answer.finish_reason = r.finish_reason
+
+
+def _key(raw: Any) -> str:
+    """Arguments as a comparable string: the parsed object, or the raw text when it is no JSON object."""
+    args, wrong = call_arguments(raw)
+    return str(raw) if wrong is not None else json.dumps(args, sort_keys=True)
 
 
 def code_tool(tools: ToolBox) -> str | None:
