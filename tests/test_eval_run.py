@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentkd.cli.main import app
+from agentkd.errors import ConfigError
 from agentkd.eval import EvalResult, PackManifest
 from agentkd.library import Library
 from agentkd.library.files import render_file
@@ -95,10 +96,9 @@ def test_eval_writes_results_reports_plots_and_transcripts(
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4 and "<table>" in html
 
-    # --resume keeps every finished item: a teacher with an empty script would fail on any new call
-    empty = tmp_path / "empty.json"
-    empty.write_text(json.dumps({"steps": []}))
-    again = runner.invoke(app, eval_args(out, smollm_path, f"script:{empty}", pack, lib, "--resume",
+    # --resume keeps every finished item: the teacher's script, now empty, would fail on any new call
+    (tmp_path / "t.json").write_text(json.dumps({"steps": []}))
+    again = runner.invoke(app, eval_args(out, smollm_path, script, pack, lib, "--resume",
                                          "--write-manifest", "--gate-n", "2"))
     assert again.exit_code == 0, again.output
     assert (out / "transcripts" / "teacher.jsonl").read_text().splitlines() == lines
@@ -114,3 +114,13 @@ def test_eval_writes_results_reports_plots_and_transcripts(
     # the pack gate ran first, on validation items, and the manifest keeps it
     assert manifest.gate is not None and manifest.gate.passed and manifest.gate.split == "validation"
     assert (out / "gate" / "results.json").is_file()
+
+    # a pack edited since: resuming would mix answers of two libraries, so it is refused and nothing is touched
+    entry = pack / "s-arith.md"
+    entry.write_text(entry.read_text().replace("Print the arithmetic", "Print the exact arithmetic"))
+    before = {p.name: p.read_bytes() for p in (out / "transcripts").iterdir()}
+    refused = runner.invoke(app, eval_args(out, smollm_path, script, pack, lib, "--resume"))
+    assert isinstance(refused.exception, ConfigError), refused.output  # `agentkd` prints it as an error, with a hint
+    assert "mix answers of two configurations" in str(refused.exception)
+    assert "student+library: library" in str(refused.exception) and "→" in str(refused.exception)
+    assert {p.name: p.read_bytes() for p in (out / "transcripts").iterdir()} == before

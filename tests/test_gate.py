@@ -49,6 +49,21 @@ def test_a_category_is_worse_when_the_sign_test_says_the_library_hurts_it() -> N
     assert by["b"].p_worse == pytest.approx(0.5) and not by["b"].worse and by["b"].blamed == []
     assert by["c"].helped == 4 and not by["c"].worse
     assert judge_gate(res, ARM, alpha=0.05).passed, "4 losses and no wins (p=1/16) pass at 0.05: the level matters"
+    assert report.overall is not None and (report.overall.hurt, report.overall.helped) == (6, 5)
+    assert not report.overall.worse, "over all items 6 lost and 5 won is no evidence of harm"
+
+
+def test_losses_spread_over_small_categories_fail_the_library_as_a_whole() -> None:
+    """One item lost in each of six categories: no category can fail, the library over all items does; the
+    blame falls on the entry that lost more items than it won, not on the one that won its own category."""
+    res = result({f"t{i}": [(True, False, ["s-bad"])] for i in range(6)} | {"u": [(False, True, ["s-good"]),
+                                                                                (True, False, ["s-good"])]})
+    report = judge_gate(res, ARM, alpha=0.10)
+    assert not any(c.worse for c in report.categories)
+    overall = report.overall
+    assert overall is not None and overall.worse and (overall.hurt, overall.helped) == (7, 1)  # p = 9/256
+    assert report.worse == ["all items"] and not report.passed
+    assert report.blamed() == ["s-bad"]
 
 
 def pack_with(tmp_path: Path, *entries: Strategy) -> Path:

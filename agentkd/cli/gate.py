@@ -25,8 +25,10 @@ def show_gate(report: GateReport) -> None:
                         f"{report.n} items, seed {report.seed}, one-sided sign test at alpha={report.alpha})")
     for col in ("category", "items", "alone", "library", "helped", "hurt", "p (worse)", "verdict", "blamed"):
         table.add_column(col, justify="left" if col in ("category", "verdict", "blamed") else "right")
-    for c in report.categories:
-        table.add_row(c.category, str(c.n), str(c.alone), str(c.with_library), str(c.helped), str(c.hurt),
+    rows = report.categories + ([report.overall] if report.overall is not None else [])
+    for c in rows:
+        name = f"[bold]{c.category}[/]" if c is report.overall else c.category
+        table.add_row(name, str(c.n), str(c.alone), str(c.with_library), str(c.helped), str(c.hurt),
                       f"{c.p_worse:.3f}", "[red]worse[/]" if c.worse else "ok", ", ".join(c.blamed))
     console.print(table)
 
@@ -40,7 +42,8 @@ def gate_pack(settings: Settings, *, task: str, library: str, n: int, alpha: flo
     report = run_gate(settings, task=task, library=library, n=n, alpha=alpha, out=out, retrieval_task=retrieval_task)
     show_gate(report)
     if report.passed:
-        console.print(f"[green]✓[/] not worse than the student alone in any of {len(report.categories)} categories")
+        console.print(f"[green]✓[/] not worse than the student alone in any of {len(report.categories)} categories, "
+                      "nor over all items together")
         return report
     if retire:
         lib = None
@@ -78,7 +81,8 @@ def gate_command(
     Both arms answer the same validation items (neither builds nor held-out evaluation use them). Per
     category, only items one arm got right and the other wrong count: a category is worse when the
     one-sided exact sign test on those pairs says the library hurts at --alpha (0.10: with no wins, 4
-    losses fail a category). The entries retrieved on the items the library lost in a worse category are
+    losses fail a category), and the same test runs on all items together (losses spread over many small
+    categories fail the whole library). The entries retrieved on the items the library lost in a worse category are
     retired (the student retrieves by the question and does not know its category, so an entry cannot be
     kept out of one category only); exit code 1 until the gate passes. `agentkd eval --write-manifest`
     runs this gate first and writes nothing when it fails.

@@ -12,6 +12,11 @@ the admission rule turned round). ``GATE_ALPHA`` is 0.10, not admission's 0.05: 
 passes the gate ships, a false alarm only retires entries a later build can re-admit, so the gate errs
 towards catching harm (with no wins, 4 losses fail a category at 0.10; it would take 5 at 0.05).
 
+The same test runs on **all items together**: a task with many small categories (gsm_symbolic's 64
+templates leave two or three validation items each) cannot fail any one of them, but losses spread over many
+of them still fail the whole library; there the entries blamed are those retrieved on more of the lost items
+than of the won ones.
+
 The entries that cause it: those the library arm retrieved on the worse category's *hurt* items. They are
 **retired**, not kept out of the category: at answer time the student retrieves by the question alone and
 does not know an item's category (gsm_symbolic's template is not in the question), so no retrieval filter
@@ -42,6 +47,7 @@ if TYPE_CHECKING:
 GATE_ALPHA = 0.10
 GATE_ITEMS = 40
 BASELINE = "student"
+OVERALL = "all items"
 
 
 def judge_gate(result: EvalResult, arm: str, *, alpha: float = GATE_ALPHA, library: str = "") -> GateReport:
@@ -51,18 +57,26 @@ def judge_gate(result: EvalResult, arm: str, *, alpha: float = GATE_ALPHA, libra
     for r in result.items:
         if r.arm == arm and r.id in alone:
             pairs[r.category].append((alone[r.id], r))
-    cats = []
-    for category, items in sorted(pairs.items()):
-        helped = sum(w.correct and not a.correct for a, w in items)
-        hurt_items = [w for a, w in items if a.correct and not w.correct]
-        p = sign_test(len(hurt_items), helped)
-        worse = p <= alpha and bool(hurt_items)
-        used = Counter(s for w in hurt_items for s in w.strategies)
-        cats.append(CategoryGate(category=category, n=len(items), alone=sum(a.correct for a, _ in items),
-                                 with_library=sum(w.correct for _, w in items), helped=helped, hurt=len(hurt_items),
-                                 p_worse=p, worse=worse, blamed=[s for s, _ in used.most_common()] if worse else []))
+    cats = [_judge(category, items, alpha) for category, items in sorted(pairs.items())]
+    overall = _judge(OVERALL, [pair for items in pairs.values() for pair in items], alpha, net=True)
     return GateReport(task=result.task, split=result.split, n=result.n, seed=result.seed, alpha=alpha,
-                      library=library, categories=cats)
+                      library=library, categories=cats, overall=overall)
+
+
+def _judge(category: str, items: list[tuple[Any, Any]], alpha: float, *, net: bool = False) -> CategoryGate:
+    """The sign test on one group's (alone, with the library) pairs, and the entries its lost items retrieved
+    (with ``net``, only those retrieved on more lost items than won ones: over all items an entry that won its
+    own category's items is not to blame for another's losses)."""
+    helped_items = [w for a, w in items if w.correct and not a.correct]
+    hurt_items = [w for a, w in items if a.correct and not w.correct]
+    p = sign_test(len(hurt_items), len(helped_items))
+    worse = p <= alpha and bool(hurt_items)
+    used = Counter(s for w in hurt_items for s in w.strategies)
+    won = Counter(s for w in helped_items for s in w.strategies)
+    blamed = [s for s, k in used.most_common() if not net or k > won[s]] if worse else []
+    return CategoryGate(category=category, n=len(items), alone=sum(a.correct for a, _ in items),
+                        with_library=sum(w.correct for _, w in items), helped=len(helped_items),
+                        hurt=len(hurt_items), p_worse=p, worse=worse, blamed=blamed)
 
 
 def run_gate(settings: Settings, *, task: str, library: str, n: int = GATE_ITEMS, alpha: float = GATE_ALPHA,

@@ -30,12 +30,13 @@ class GateReport(BaseModel):
     library: str  # the pack directory or collection@location measured
     digest: str = ""  # a pack's file digest when measured (a manifest accepts the gate only for the same files)
     categories: list[CategoryGate] = Field(default_factory=list)
+    overall: CategoryGate | None = None  # every item together: harm spread thinly over many small categories
     retired: list[str] = Field(default_factory=list)
     results: str = ""  # the run's results.json
 
     @property
     def worse(self) -> list[str]:
-        return [c.category for c in self.categories if c.worse]
+        return [c.category for c in self._judged() if c.worse]
 
     @property
     def passed(self) -> bool:
@@ -43,4 +44,7 @@ class GateReport(BaseModel):
 
     def blamed(self) -> list[str]:
         """Every entry blamed in a worse category, once."""
-        return list(dict.fromkeys(s for c in self.categories if c.worse for s in c.blamed))
+        return list(dict.fromkeys(s for c in self._judged() if c.worse for s in c.blamed))
+
+    def _judged(self) -> list[CategoryGate]:
+        return self.categories + ([self.overall] if self.overall is not None else [])

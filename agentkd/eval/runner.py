@@ -25,6 +25,7 @@ from agentkd.errors import ConfigError, TeacherError
 from agentkd.eval.arms import ArmSpec, default_baseline, parse_arms
 from agentkd.eval.heldout import grade, in_order
 from agentkd.eval.results import EvalResult, ItemRecord, compare, read_transcripts, summarize
+from agentkd.eval.resume import add_wall_seconds, fingerprint, record_run
 from agentkd.eval.teacher_arm import TeacherSolver
 from agentkd.models.runlog import CallRecord, RunLog
 from agentkd.parts import OneQueryAtATime
@@ -194,6 +195,7 @@ def run_eval(
         progress("pack", name=manifest.name, entries=manifest.build.entries)
     out = config.out
     (out / "transcripts").mkdir(parents=True, exist_ok=True)
+    spent = record_run(out, {a.name: fingerprint(a, config, settings) for a in arms}, resume=config.resume)
     task = as_task(task) if task is not None else load_task(config.task)
     task, _ = limited(task, config.categories, config.seed)
     if parts is None:
@@ -211,12 +213,16 @@ def run_eval(
     arena = _Arena(settings, config, task, parts)
     progress("start", total=len(arms) * len(scenarios), arms=names, n=len(scenarios))
     records: dict[str, list[ItemRecord]] = {}
-    for arm in arms:
-        same = _same_prompt_arm(arm, arms[: arms.index(arm)], task)
-        records[arm.name] = _run_arm(arena, arm, scenarios, out / "transcripts" / f"{arm.slug}.jsonl", progress,
-                                     reuse=(same.name, records[same.name]) if same is not None else None)
-    return _finish(config, settings, task, arms, baseline, scenarios, records, started,
-                   t0 - arena.resumed_seconds, pack_name, write_report)
+    try:
+        for arm in arms:
+            same = _same_prompt_arm(arm, arms[: arms.index(arm)], task)
+            records[arm.name] = _run_arm(arena, arm, scenarios, out / "transcripts" / f"{arm.slug}.jsonl", progress,
+                                         reuse=(same.name, records[same.name]) if same is not None else None)
+    finally:  # the report's duration covers an interrupted run's part too: its wall time, not its items' sum
+        add_wall_seconds(out, time.perf_counter() - t0)
+    earlier = spent if spent is not None else arena.resumed_seconds  # a directory older than run.json's clock
+    return _finish(config, settings, task, arms, baseline, scenarios, records, started, t0 - earlier, pack_name,
+                   write_report)
 
 
 def _same_prompt_arm(arm: ArmSpec, earlier: list[ArmSpec], task: TaskSource) -> ArmSpec | None:
@@ -263,7 +269,7 @@ def _run_arm(arena: _Arena, arm: ArmSpec, scenarios: list[Scenario], path: Path,
                 record = ItemRecord.model_validate({k: v for k, v in done[sc.id].items()
                                                     if k in ItemRecord.model_fields})  # fmt: skip
                 if not record.reused_from:
-                    arena.resumed_seconds += record.seconds  # so the report's duration covers the interrupted part
+                    arena.resumed_seconds += record.seconds  # its share, where run.json has no wall clock
             else:
                 record, detail = next(results)
                 with path.open("a", encoding="utf-8") as f:

@@ -1,0 +1,91 @@
+"""What each arm's answers depend on, kept beside its transcripts, so that ``--resume`` never mixes answers of
+two configurations in one result.
+
+``run.json`` in the run's directory holds, per arm, the settings that decide its answers: the task, split, seed
+and categories (the items), the model, its sampling and context settings, and the library it retrieves from —
+a pack by the digest of its entry files, so a pack edited or gated (entries retired) since the interrupted run
+counts as another library. ``--n`` is not part of it: a resumed run may draw more items, keeps the finished
+ones and runs the rest. Arms may be added on resume; an arm that changed is refused with the fields that
+differ, and nothing in the directory is touched.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentkd.errors import ConfigError
+
+if TYPE_CHECKING:
+    from agentkd.config import Settings
+    from agentkd.eval.arms import ArmSpec
+    from agentkd.eval.runner import EvalConfig
+
+RUN_FILE = "run.json"
+
+
+def library_identity(source: str, config: EvalConfig, settings: Settings) -> str:
+    """The library an arm retrieves from: a pack by its entries' digest, a live library by collection@location."""
+    from agentkd.eval.packs import entries_digest, is_pack
+
+    if source == "" and config.pack is not None:
+        return f"pack {config.pack} (entries {entries_digest(config.pack)})"
+    if source and is_pack(Path(source)):
+        return f"pack {source} (entries {entries_digest(Path(source))})"
+    return source or f"{settings.collection}@{settings.library_path}"
+
+
+def fingerprint(arm: ArmSpec, config: EvalConfig, settings: Settings) -> dict[str, Any]:
+    """The settings ``arm``'s answers depend on."""
+    items = {"task": config.task, "split": config.split, "seed": config.seed, "categories": config.categories,
+             "tools": config.tools and arm.tools, "retrieval_task": config.retrieval_task}  # fmt: skip
+    if arm.who == "teacher":
+        return {**items, "teacher": settings.teacher, "teacher_max_tokens": config.teacher_max_tokens,
+                "max_steps": config.max_steps or settings.max_steps}  # fmt: skip
+    library = library_identity(arm.library, config, settings) if arm.library is not None else None
+    return {**items, "student": settings.student, "temperature": settings.temperature, "n_ctx": settings.n_ctx,
+            "max_tokens": config.max_tokens, "max_steps": config.max_steps or settings.max_steps,
+            "library": library, "top_k": settings.top_k, "strategy_tokens": settings.strategy_tokens,
+            "example_min_score": settings.example_min_score}  # fmt: skip
+
+
+def record_run(out: Path, arms: dict[str, dict[str, Any]], *, resume: bool) -> float | None:
+    """Write ``run.json``; on resume first refuse an arm whose settings differ from the interrupted run's.
+
+    Returns the wall seconds the earlier runs in ``out`` spent (0 for a new run; None when resuming a
+    directory written before they were recorded)."""
+    path = out / RUN_FILE
+    before: dict[str, dict[str, Any]] = {}
+    spent: float | None = None if resume else 0.0
+    if resume and path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            before, spent = data["arms"], data.get("wall_seconds")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path} is damaged ({exc}); it records what the finished items were run with",
+                              hint="restore it, or run without --resume into a new --out") from None
+        changed = [f"{name}: " + "; ".join(f"{k} {before[name].get(k)!r} → {v!r}" for k, v in now.items()
+                                           if before[name].get(k) != v)
+                   for name, now in arms.items() if name in before and before[name] != now]  # fmt: skip
+        if changed:
+            raise ConfigError(f"--resume would mix answers of two configurations in {out}: " + " | ".join(changed),
+                              hint="run without --resume into a new --out, or resume with the settings of the "
+                                   "interrupted run")  # fmt: skip
+    _write(path, {"arms": {**before, **arms}, "wall_seconds": spent})
+    return spent
+
+
+def add_wall_seconds(out: Path, seconds: float) -> float | None:
+    """Add this run's wall time to ``run.json`` (called when the run ends, finished or interrupted); the total,
+    or None when the earlier runs' share is unknown."""
+    path = out / RUN_FILE
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("wall_seconds") is not None:
+        data["wall_seconds"] += seconds
+        _write(path, data)
+    return data.get("wall_seconds")
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
