@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -21,16 +22,22 @@ console = Console()
 
 
 def show_gate(report: GateReport) -> None:
-    table = Table(title=f"pack gate: {report.library} vs the student alone ({report.task}, {report.split}, "
+    table = Table(box=box.SIMPLE_HEAD,
+                  title=f"pack gate: {report.library} vs the student alone ({report.task}, {report.split}, "
                         f"{report.n} items, seed {report.seed}, one-sided sign test at alpha={report.alpha})")
-    for col in ("category", "items", "alone", "library", "helped", "hurt", "p (worse)", "verdict", "blamed"):
-        table.add_column(col, justify="left" if col in ("category", "verdict", "blamed") else "right")
     rows = report.categories + ([report.overall] if report.overall is not None else [])
+    table.add_column("category", no_wrap=True, min_width=max((len(c.category) for c in rows), default=8))
+    for col in ("items", "alone", "library", "helped", "hurt", "p worse", "verdict"):
+        table.add_column(col, justify="left" if col == "verdict" else "right", no_wrap=True)
     for c in rows:
         name = f"[bold]{c.category}[/]" if c is report.overall else c.category
         table.add_row(name, str(c.n), str(c.alone), str(c.with_library), str(c.helped), str(c.hurt),
-                      f"{c.p_worse:.3f}", "[red]worse[/]" if c.worse else "ok", ", ".join(c.blamed))
+                      f"{c.p_worse:.3f}", "[red]worse[/]" if c.worse else "ok")
     console.print(table)
+    for c in rows:  # below the table, so that a narrow terminal never hides them
+        if c.worse:
+            console.print(f"[red]worse[/] {c.category}: entries retrieved on its lost items: "
+                          f"{', '.join(c.blamed) or '(none)'}")
 
 
 def gate_pack(settings: Settings, *, task: str, library: str, n: int, alpha: float, out: Path, retire: bool,
