@@ -13,41 +13,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agentkd.errors import ConfigError
 
-if TYPE_CHECKING:
-    from agentkd.config import Settings
-    from agentkd.eval.arms import ArmSpec
-    from agentkd.eval.runner import EvalConfig
-
 RUN_FILE = "run.json"
-
-
-def library_identity(source: str, config: EvalConfig, settings: Settings) -> str:
-    """The library an arm retrieves from: a pack by its entries' digest, a live library by collection@location."""
-    from agentkd.eval.packs import entries_digest, is_pack
-
-    if source == "" and config.pack is not None:
-        return f"pack {config.pack} (entries {entries_digest(config.pack)})"
-    if source and is_pack(Path(source)):
-        return f"pack {source} (entries {entries_digest(Path(source))})"
-    return source or f"{settings.collection}@{settings.library_path}"
-
-
-def fingerprint(arm: ArmSpec, config: EvalConfig, settings: Settings) -> dict[str, Any]:
-    """The settings ``arm``'s answers depend on."""
-    items = {"task": config.task, "split": config.split, "seed": config.seed, "categories": config.categories,
-             "tools": config.tools and arm.tools, "retrieval_task": config.retrieval_task}  # fmt: skip
-    if arm.who == "teacher":
-        return {**items, "teacher": settings.teacher, "teacher_max_tokens": config.teacher_max_tokens,
-                "max_steps": config.max_steps or settings.max_steps}  # fmt: skip
-    library = library_identity(arm.library, config, settings) if arm.library is not None else None
-    return {**items, "student": settings.student, "temperature": settings.temperature, "n_ctx": settings.n_ctx,
-            "max_tokens": config.max_tokens, "max_steps": config.max_steps or settings.max_steps,
-            "library": library, "top_k": settings.top_k, "strategy_tokens": settings.strategy_tokens,
-            "example_min_score": settings.example_min_score}  # fmt: skip
 
 
 def record_run(out: Path, arms: dict[str, dict[str, Any]], *, resume: bool) -> float | None:

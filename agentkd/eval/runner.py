@@ -25,7 +25,7 @@ from agentkd.errors import ConfigError, TeacherError
 from agentkd.eval.arms import ArmSpec, default_baseline, parse_arms
 from agentkd.eval.heldout import grade, in_order
 from agentkd.eval.results import EvalResult, ItemRecord, compare, read_transcripts, summarize
-from agentkd.eval.resume import add_wall_seconds, fingerprint, record_run
+from agentkd.eval.resume import add_wall_seconds, record_run
 from agentkd.eval.teacher_arm import TeacherSolver
 from agentkd.models.runlog import CallRecord, RunLog
 from agentkd.parts import OneQueryAtATime
@@ -195,7 +195,7 @@ def run_eval(
         progress("pack", name=manifest.name, entries=manifest.build.entries)
     out = config.out
     (out / "transcripts").mkdir(parents=True, exist_ok=True)
-    spent = record_run(out, {a.name: fingerprint(a, config, settings) for a in arms}, resume=config.resume)
+    spent = record_run(out, {a.name: _fingerprint(a, config, settings) for a in arms}, resume=config.resume)
     task = as_task(task) if task is not None else load_task(config.task)
     task, _ = limited(task, config.categories, config.seed)
     if parts is None:
@@ -223,6 +223,31 @@ def run_eval(
     earlier = spent if spent is not None else arena.resumed_seconds  # a directory older than run.json's clock
     return _finish(config, settings, task, arms, baseline, scenarios, records, started, t0 - earlier, pack_name,
                    write_report)
+
+
+def _library_identity(source: str, config: EvalConfig, settings: Settings) -> str:
+    """The library an arm retrieves from: a pack by its entries' digest, a live library by collection@location."""
+    from agentkd.eval.packs import entries_digest, is_pack
+
+    if source == "" and config.pack is not None:
+        return f"pack {config.pack} (entries {entries_digest(config.pack)})"
+    if source and is_pack(Path(source)):
+        return f"pack {source} (entries {entries_digest(Path(source))})"
+    return source or f"{settings.collection}@{settings.library_path}"
+
+
+def _fingerprint(arm: ArmSpec, config: EvalConfig, settings: Settings) -> dict[str, Any]:
+    """The settings ``arm``'s answers depend on (``run.json``, checked by ``--resume``)."""
+    items = {"task": config.task, "split": config.split, "seed": config.seed, "categories": config.categories,
+             "tools": config.tools and arm.tools, "retrieval_task": config.retrieval_task}  # fmt: skip
+    if arm.who == "teacher":
+        return {**items, "teacher": settings.teacher, "teacher_max_tokens": config.teacher_max_tokens,
+                "max_steps": config.max_steps or settings.max_steps}  # fmt: skip
+    library = _library_identity(arm.library, config, settings) if arm.library is not None else None
+    return {**items, "student": settings.student, "temperature": settings.temperature, "n_ctx": settings.n_ctx,
+            "max_tokens": config.max_tokens, "max_steps": config.max_steps or settings.max_steps,
+            "library": library, "top_k": settings.top_k, "strategy_tokens": settings.strategy_tokens,
+            "example_min_score": settings.example_min_score}  # fmt: skip
 
 
 def _same_prompt_arm(arm: ArmSpec, earlier: list[ArmSpec], task: TaskSource) -> ArmSpec | None:
