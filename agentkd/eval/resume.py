@@ -31,8 +31,9 @@ def record_run(out: Path, arms: dict[str, dict[str, Any]], *, resume: bool) -> f
     if resume and path.is_file():
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            before, spent = data["arms"], data.get("wall_seconds")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            before = {str(name): dict(arm) for name, arm in data["arms"].items()}
+            spent = None if data.get("wall_seconds") is None else float(data["wall_seconds"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{path} is damaged ({exc}); it records what the finished items were run with",
                               hint="restore it, or run without --resume into a new --out") from None
         changed = [f"{name}: " + "; ".join(f"{k} {before[name].get(k)!r} → {v!r}" for k, v in now.items()
@@ -50,11 +51,15 @@ def add_wall_seconds(out: Path, seconds: float) -> float | None:
     """Add this run's wall time to ``run.json`` (called when the run ends, finished or interrupted); the total,
     or None when the earlier runs' share is unknown."""
     path = out / RUN_FILE
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("wall_seconds") is not None:
-        data["wall_seconds"] += seconds
-        _write(path, data)
-    return data.get("wall_seconds")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("wall_seconds") is None:
+            return None
+        data["wall_seconds"] = float(data["wall_seconds"]) + seconds
+    except (OSError, ValueError, TypeError, AttributeError):  # removed or edited during the run: its clock is lost
+        return None
+    _write(path, data)
+    return float(data["wall_seconds"])
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:

@@ -229,10 +229,10 @@ def _library_identity(source: str, config: EvalConfig, settings: Settings) -> st
     """The library an arm retrieves from: a pack by its entries' digest, a live library by collection@location."""
     from agentkd.eval.packs import entries_digest, is_pack
 
-    if source == "" and config.pack is not None:
-        return f"pack {config.pack} (entries {entries_digest(config.pack)})"
+    if source == "" and config.pack is not None:  # by its files alone: another path to the same files is the same
+        return f"pack with entries {entries_digest(config.pack)}"
     if source and is_pack(Path(source)):
-        return f"pack {source} (entries {entries_digest(Path(source))})"
+        return f"pack with entries {entries_digest(Path(source))}"
     return source or f"{settings.collection}@{settings.library_path}"
 
 
