@@ -25,7 +25,7 @@ def show_gate(report: GateReport) -> None:
     table = Table(box=box.SIMPLE_HEAD,
                   title=f"pack gate: {report.library} vs the student alone ({report.task}, {report.split}, "
                         f"{report.n} items, seed {report.seed}, one-sided sign test at alpha={report.alpha})")
-    rows = report.categories + ([report.overall] if report.overall is not None else [])
+    rows = report.groups()
     table.add_column("category", no_wrap=True, min_width=max((len(c.category) for c in rows), default=8))
     for col in ("items", "alone", "library", "helped", "hurt", "p worse", "verdict"):
         table.add_column(col, justify="left" if col == "verdict" else "right", no_wrap=True)

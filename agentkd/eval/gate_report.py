@@ -36,7 +36,7 @@ class GateReport(BaseModel):
 
     @property
     def worse(self) -> list[str]:
-        return [c.category for c in self._judged() if c.worse]
+        return [c.category for c in self.groups() if c.worse]
 
     @property
     def passed(self) -> bool:
@@ -44,7 +44,8 @@ class GateReport(BaseModel):
 
     def blamed(self) -> list[str]:
         """Every entry blamed in a worse category, once."""
-        return list(dict.fromkeys(s for c in self._judged() if c.worse for s in c.blamed))
+        return list(dict.fromkeys(s for c in self.groups() if c.worse for s in c.blamed))
 
-    def _judged(self) -> list[CategoryGate]:
+    def groups(self) -> list[CategoryGate]:
+        """Every judged group: the categories, then all items together."""
         return self.categories + ([self.overall] if self.overall is not None else [])

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agentkd.errors import ConfigError
+from agentkd.library.fileio import atomic_write
 
 RUN_FILE = "run.json"
 
@@ -63,4 +64,5 @@ def add_wall_seconds(out: Path, seconds: float) -> float | None:
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    """Replace ``run.json`` whole: a run killed mid-write leaves the old file, never half of one."""
+    atomic_write(path.parent, path.name, (json.dumps(data, indent=2, default=str) + "\n").encode("utf-8"))
