@@ -21,6 +21,9 @@ class Templates:
     def scenarios_for(self, category: str, n: int, seed: int, difficulty: int) -> list[Scenario]:
         return self._draw(category, n, seed)
 
+    def categories(self, split: str = "train") -> list[str]:
+        return ["t-a", "t-b", "t-c"]
+
     def scenarios(self, split: str, n: int, seed: int) -> list[Scenario]:
         cats = ["t-a", "t-b", "t-c"]
         return [sc for i in range(n) for sc in self._draw(cats[i % 3], 1, seed + i)][:n]

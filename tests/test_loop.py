@@ -16,6 +16,7 @@ import pytest
 from agentkd.distill.context import BuildConfig, BuildContext
 from agentkd.distill.curriculum import Budget, Curriculum, allocate
 from agentkd.distill.graph import build_graph, mermaid, run
+from agentkd.distill.nodes import Nodes
 from agentkd.errors import TeacherRateLimited, TeacherTimeout
 from agentkd.library import Library
 from agentkd.models.runlog import RunLog
@@ -46,6 +47,24 @@ def test_curriculum_aims_at_the_weakest_category_and_raises_difficulty() -> None
     assert mix["hard"] > 0.8 and abs(sum(mix.values()) - 1) < 1e-9
     assert allocate(mix, 6) == {"easy": 1, "hard": 5}
     assert cur.update_difficulty() == ["easy"] and cur.difficulty("easy") == 2 and cur.difficulty("hard") == 1
+
+
+def test_first_rounds_spread_over_the_task_s_categories() -> None:
+    cur = Curriculum()
+    assert allocate(cur.mix(["a", "b", "c", "d"]), 6) == {"a": 1, "b": 1, "c": 2, "d": 2}, "none left out"
+    cur.record("a", True)
+    mix = cur.mix(["a", "b", "c", "d"])
+    assert mix["a"] < mix["b"] == mix["c"] == mix["d"], "a category never tried counts as a full gap"
+    assert cur.mix() == {"a": 1.0}, "without the task's categories: the ones attempted"
+
+
+def test_a_round_s_writes_are_shared_across_its_categories() -> None:
+    ctx = BuildContext(teacher=None, student=None, library=None, task=None,  # type: ignore[arg-type]
+                       config=BuildConfig(max_strategies_per_iteration=3))
+    nodes = Nodes(ctx)
+    grants = [nodes._grant_write(0, c, spread=3) for c in ["x", "x", "y", "x", "z", "y"]]
+    assert grants == [True, False, True, False, True, False], "one write each for 3 categories, not two for one"
+    assert [nodes._grant_write(1, "x", spread=1) for _ in range(4)] == [True, True, True, False], "one category: all"
 
 
 def test_budget_stops_on_tokens_cost_time_and_diminishing_returns() -> None:

@@ -8,6 +8,7 @@ the student is from mastering it, with a floor so no category is forgotten.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
@@ -39,11 +40,14 @@ class Curriculum(BaseModel):
         stats.passed += int(passed)
         stats.recent = [*stats.recent[-39:], passed]
 
-    def mix(self) -> dict[str, float]:
-        """Share of the next batch per category: proportional to the gap (1 - pass rate), floored."""
-        if not self.categories:
+    def mix(self, known: Sequence[str] = ()) -> dict[str, float]:
+        """Share of the next batch per category: proportional to the gap (1 - pass rate), floored; a category of
+        ``known`` (the task's) never attempted yet counts as a full gap, so the first rounds spread over the task
+        instead of drawing at random from it (a random draw of 6 from 4 categories often misses one)."""
+        gaps = {c: 1.0 for c in known}
+        gaps |= {c: max(1.0 - s.pass_rate, self.floor) for c, s in self.categories.items()}
+        if not gaps:
             return {}
-        gaps = {c: max(1.0 - s.pass_rate, self.floor) for c, s in self.categories.items()}
         total = sum(gaps.values())
         return {c: g / total for c, g in sorted(gaps.items())}
 

@@ -2,7 +2,9 @@
 
 The teacher solves a scenario the student failed as the student would: one short Python program. The
 program runs in the student's own sandbox, and only a printed result that the task's check accepts
-becomes a candidate ``example`` entry; a first greedy try, then sampled retries. A verified solution
+becomes a candidate ``example`` entry; a first greedy try, a sampled one, then greedy tries at siblings (the
+same category, other numbers: the student is shown an example of the kind of problem, so a sibling's
+verified program serves as well as the failure's own). A verified solution
 filters the teacher's mistakes out, which is how a small student can end up above its teacher. Like
 every candidate, an example then has to show a measured effect on fresh siblings before admission.
 
@@ -29,6 +31,10 @@ from agentkd.student.voting import answer_key
 from agentkd.tasks.base import run_attempt
 
 STUDENT_SAMPLES = 4  # sampled runs of the student on a failure the teacher could not solve
+# the teacher's tries per scenario, the first greedy, the second sampled; more go to siblings (``tries`` > 2).
+# Measured in Quickstart builds (session 11): 4 tries (2 on the failure, 2 on siblings) found no example for
+# the two templates 2 tries missed and made the build ~30-60 s longer, so the default stays at 2.
+TEACHER_TRIES = 2
 
 
 def example_categories(library: Any, task: str) -> set[str] | None:
@@ -48,42 +54,60 @@ class Harvest:
     output: str = ""
     reason: str = ""
     tries: int = 0
+    solved: Scenario | None = None  # the problem the example solves: the failure, or a sibling of it
 
 
-def harvest_example(ctx: BuildContext, sc: Scenario, *, tries: int = 2, temperature: float = 0.7) -> Harvest:
-    """The teacher's verified program for ``sc``, or why there is none (no code tool, wrong, failed)."""
+def harvest_example(ctx: BuildContext, sc: Scenario, *, tries: int = TEACHER_TRIES, temperature: float = 0.7,
+                    siblings: bool = True) -> Harvest:
+    """The teacher's verified program for ``sc`` or, failing that, for a sibling of it (same category, other
+    numbers: an example of the kind of problem is what the student is shown), or why there is none.
+
+    The tries: greedy on ``sc``, one sampled, then greedy on siblings (a problem the 1.5B gets wrong it often
+    gets wrong again; other numbers of the same template it often gets right); without siblings, sampled
+    tries on ``sc``. What is reported on failure (``program``, ``reason``) is always about ``sc`` itself.
+    """
     tool = code_tool(ctx.student.tools)
     if tool is None or sc.answer is None:
         return Harvest(None, reason="the task has no code tool or no ground truth")
+    others = (ctx.task.siblings(sc, max(tries - 2, 0), ctx.config.seed) or []) if siblings else []
+    plan = [(sc, 0.0), *[(sc, temperature)] * (tries - 1 - len(others)), *[(o, 0.0) for o in others]][:tries]
     last = Harvest(None, reason="no program")
-    for i in range(tries):
+    for i, (problem, temp) in enumerate(plan):
         try:
-            reply = ctx.teacher.complete(
-                [{"role": "user", "content": render("harvest_solve.md", question=sc.question)}],
-                purpose="solve_example", max_tokens=400, temperature=0.0 if i == 0 else temperature,
-                seed=ctx.config.seed + i,
-            )
+            found = _try(ctx, problem, tool, temp, ctx.config.seed + i)
         except TeacherError as exc:
-            return Harvest(None, reason=f"teacher failed: {str(exc).splitlines()[0]}", tries=i + 1)
-        text = str(reply.get("content") or "")
-        program = extract_code(text) or (text.strip() if "print(" in text else None)
-        if not program:
-            last = Harvest(None, reason="the teacher wrote no program", tries=i + 1)
-            continue
-        run = ctx.student.tools.run(tool, {"code": program})
-        value = answer_key(run.output) if not run.error else None
-        if value is None:
-            last = Harvest(None, program, run.output, "the program failed or printed no result", i + 1)
-            continue
-        verdict = judge(ctx.task, sc, Attempt(scenario_id=sc.id, answer=f"Answer: {value}"))
-        if not verdict.correct:
-            last = Harvest(None, program, run.output, f"it printed {value}, not the expected answer", i + 1)
-            continue
-        example = WorkedExample(question=sc.question, program=program.strip(), output=run.output.strip(),
-                                answer=value, solver=ctx.teacher.model, category=sc.category,
-                                verification=f"ground truth {sc.answer}: {verdict.reasons or 'accepted'}")
-        return Harvest(example, program, run.output, "verified", i + 1)
+            return Harvest(None, last.program, last.output, f"teacher failed: {str(exc).splitlines()[0]}", i + 1)
+        if isinstance(found, WorkedExample):
+            return Harvest(found, found.program, found.output, "verified", i + 1, solved=problem)
+        if problem is sc:
+            last = Harvest(None, *found, tries=i + 1)
+        else:
+            last.tries = i + 1
     return last
+
+
+def _try(ctx: BuildContext, sc: Scenario, tool: str, temperature: float, seed: int
+         ) -> WorkedExample | tuple[str, str, str]:
+    """One teacher try at ``sc``: the verified example, or (program, output, why it failed); raises
+    ``TeacherError`` when the teacher failed after its retries."""
+    reply = ctx.teacher.complete(
+        [{"role": "user", "content": render("harvest_solve.md", question=sc.question)}],
+        purpose="solve_example", max_tokens=400, temperature=temperature, seed=seed,
+    )
+    text = str(reply.get("content") or "")
+    program = extract_code(text) or (text.strip() if "print(" in text else None)
+    if not program:
+        return "", "", "the teacher wrote no program"
+    run = ctx.student.tools.run(tool, {"code": program})
+    value = answer_key(run.output) if not run.error else None
+    if value is None:
+        return program, run.output, "the program failed or printed no result"
+    verdict = judge(ctx.task, sc, Attempt(scenario_id=sc.id, answer=f"Answer: {value}"))
+    if not verdict.correct:
+        return program, run.output, f"it printed {value}, not the expected answer"
+    return WorkedExample(question=sc.question, program=program.strip(), output=run.output.strip(), answer=value,
+                         solver=ctx.teacher.model, category=sc.category,
+                         verification=f"ground truth {sc.answer}: {verdict.reasons or 'accepted'}")
 
 
 def student_example(ctx: BuildContext, sc: Scenario, *, samples: int = STUDENT_SAMPLES,

@@ -13,6 +13,7 @@ import operator
 import threading
 import time
 from dataclasses import replace
+from itertools import zip_longest
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -71,6 +72,7 @@ class ScenarioState(BaseModel):
     verdict: Verdict | None = None
     write: bool = False  # failed, and within the round's cap on entries written
     peers: list[Failure] = Field(default_factory=list)  # earlier rounds' failures of its category (writing.py)
+    spread: int = 1  # categories in the round's batch: each gets an equal share of the round's writes
     candidate: Candidate | None = None
     rejected: dict[str, Any] | None = None
     outcomes: list[Outcome] = Field(default_factory=list)  # the branch's result: one item
@@ -155,6 +157,7 @@ class Nodes:
     def __init__(self, ctx: BuildContext) -> None:
         self.ctx = replace(ctx, library=_SerializedWrites(ctx.library))
         self._writes: dict[int, int] = {}  # entries granted per round (the cap applies first come, first served)
+        self._category_writes: dict[tuple[int, str], int] = {}  # per (round, category): the share granted
         self._writes_lock = threading.Lock()
         self._solutions: dict[str, str] = {}  # scenario id -> the teacher's solution, computed once per build
         self._started: dict[str, float] = {}  # scenario id -> when its candidate's writing began
@@ -177,21 +180,24 @@ class Nodes:
         if reason:
             self.ctx.progress("stop", reason=reason)
             return {"stop_reason": reason}
-        plan = allocate(state.curriculum.mix(), self.ctx.config.batch_size)
+        covered = self._covered(state)
+        mix = {c: w for c, w in state.curriculum.mix(self.ctx.task.categories("train")).items() if c not in covered}
+        plan = allocate(mix, self.ctx.config.batch_size)
         self.ctx.progress("plan", iteration=state.iteration, plan=plan, spend=usage.cost_usd, tokens=usage.tokens)
         return {"plan": plan}
 
     def generate_scenarios(self, state: BuildState) -> dict[str, Any]:
         cfg, task = self.ctx.config, self.ctx.task
         seed = cfg.seed + state.iteration * 7919
-        # categories that already have an admitted worked example need no more; fresh draws find new ones
-        covered = {o.scenario.category for o in state.outcomes if o.admitted and o.admitted.startswith("e-")}
-        covered |= example_categories(self.ctx.library, task.name) or set()  # what the library covers already
+        covered = self._covered(state)
         plan = {c: n for c, n in state.plan.items() if c not in covered}
         # the source's draws aimed at the planned categories (None: it cannot draw by category)
         drawn = [task.scenarios_for(cat, n, seed, state.curriculum.difficulty(cat)) for cat, n in sorted(plan.items())]
         if drawn and all(d is not None for d in drawn):
-            aimed = [sc for d in drawn if d for sc in d][: max(cfg.batch_size // 2, 1)]
+            # one of each category before a second of any; a task that lists its categories has them all in
+            # the plan, else half the batch stays a fresh draw, to find categories the curriculum has not met
+            share = cfg.batch_size if task.categories("train") else max(cfg.batch_size // 2, 1)
+            aimed = [sc for tier in zip_longest(*(d or [] for d in drawn)) for sc in tier if sc is not None][:share]
             fresh = [sc for sc in task.scenarios("train", cfg.batch_size * 2, seed=seed + 1)
                      if sc.category not in covered and sc.id not in {a.id for a in aimed}]
             scenarios = aimed + fresh[: cfg.batch_size - len(aimed)]
@@ -199,6 +205,12 @@ class Nodes:
             scenarios = task.scenarios("train", cfg.batch_size, seed=seed)
         self.ctx.progress("scenarios", iteration=state.iteration, n=len(scenarios))
         return {"scenarios": scenarios}
+
+    def _covered(self, state: BuildState) -> set[str]:
+        """Categories that already have an admitted worked example (this build's or the library's): they need
+        no more scenarios."""
+        covered = {o.scenario.category for o in state.outcomes if o.admitted and o.admitted.startswith("e-")}
+        return covered | (example_categories(self.ctx.library, self.ctx.task.name) or set())
 
     def update_curriculum(self, state: BuildState) -> dict[str, Any]:
         """Close the round: pass rates per category, library use counts, difficulty, and the round's figures."""
@@ -240,7 +252,8 @@ class Nodes:
         assert state.attempt is not None
         verdict = judge_attempt(self.ctx.task, state.scenario, state.attempt)
         self.ctx.progress("judged", passed=int(verdict.correct), total=1)
-        return {"verdict": verdict, "write": not verdict.correct and self._grant_write(state.iteration)}
+        write = not verdict.correct and self._grant_write(state.iteration, state.scenario.category, state.spread)
+        return {"verdict": verdict, "write": write}
 
     def resume_writes(self, iteration: int, granted: int) -> None:
         """A killed round resumes: ``granted`` of its writes were given before the kill (``graph.run`` counts
@@ -248,10 +261,15 @@ class Nodes:
         with self._writes_lock:
             self._writes[iteration] = max(self._writes.get(iteration, 0), granted)
 
-    def _grant_write(self, iteration: int) -> bool:
+    def _grant_write(self, iteration: int, category: str = "", spread: int = 1) -> bool:
+        """One of the round's writes, first come first served, at most ``max_strategies`` in all and an equal
+        share per category of the round's ``spread`` categories (so 3 writes over 3 categories cover 3, not
+        one twice); a resumed round counts its total again (``resume_writes``), not its shares."""
+        cap = self.ctx.config.max_strategies_per_iteration
+        share = -(-cap // max(spread, 1))
         with self._writes_lock:
             granted = self._writes.get(iteration, 0)
-            if granted >= self.ctx.config.max_strategies_per_iteration:
+            if granted >= cap or self._category_writes.get((iteration, category), 0) >= share:
                 return False
             if (reason := self._no_time_left()) is not None:
                 if not self._out_of_time:
@@ -259,6 +277,7 @@ class Nodes:
                     self.ctx.progress("stop", reason=f"no new candidates: {reason}")
                 return False
             self._writes[iteration] = granted + 1
+            self._category_writes[(iteration, category)] = self._category_writes.get((iteration, category), 0) + 1
             return True
 
     def candidate_seconds(self) -> float:
@@ -301,8 +320,11 @@ class Nodes:
                 harvest = Harvest(own, own.program, own.output, "verified (the student's own run)")
             if harvest.example is not None:
                 self.ctx.progress("candidate", title=f"worked example ({sc.category}, by {harvest.example.solver})")
+                seen = list(dict.fromkeys([sc.id, *([harvest.solved.id] if harvest.solved else [])]))
+                provenance.source_scenarios = seen  # the failure, and the sibling it solves when not the failure
                 return Candidate(strategy=Strategy.from_example(harvest.example, task=sc.task, provenance=provenance),
-                                 scenario_id=sc.id, solution=harvest_text(harvest), seen=[sc.id])
+                                 scenario_id=sc.id, solution=harvest_text(harvest) if seen == [sc.id] else "",
+                                 seen=seen)
         try:
             failures = [Failure(scenario=sc, attempt=describe_attempt(at), solution=solve(self.ctx, sc, harvest))]
             for p in [p for p in peers if p.scenario.id != sc.id][: MAX_FAILURES - 1]:
@@ -353,7 +375,8 @@ def fan_out(state: BuildState) -> list[ScenarioState]:
     """The round's branches, one per scenario, each with its category's earlier failures to write from."""
     failures = [(o.iteration, Failure(scenario=o.scenario, attempt=describe_attempt(o.attempt), solution=o.solution))
                 for o in state.outcomes if not o.verdict.correct]
-    return [ScenarioState(iteration=state.iteration, index=i, scenario=sc,
+    spread = len({sc.category for sc in state.scenarios})
+    return [ScenarioState(iteration=state.iteration, index=i, scenario=sc, spread=spread,
                           peers=peers_from(failures, sc.category, state.iteration))
             for i, sc in enumerate(state.scenarios)]
 

@@ -79,7 +79,7 @@ def teacher_solution(ctx: BuildContext, sc: Scenario) -> str:
 def solve(ctx: BuildContext, sc: Scenario, harvest: Harvest | None = None) -> str:
     """The teacher's solution of ``sc`` to show beside the student's attempt ("" when there is none)."""
     if harvest is None and ctx.config.examples:
-        harvest = harvest_example(ctx, sc)
+        harvest = harvest_example(ctx, sc, siblings=False)  # its own solution: what the writer is shown
     text = harvest_text(harvest) if harvest is not None else ""
     if not text and ctx.config.teacher_solves:
         text = teacher_solution(ctx, sc)
