@@ -69,7 +69,7 @@ def harvest_example(ctx: BuildContext, sc: Scenario, *, tries: int = TEACHER_TRI
     tool = code_tool(ctx.student.tools)
     if tool is None or sc.answer is None:
         return Harvest(None, reason="the task has no code tool or no ground truth")
-    others = (ctx.task.siblings(sc, max(tries - 2, 0), ctx.config.seed) or []) if siblings else []
+    others = (ctx.task.siblings(sc, tries - 2, ctx.config.seed) or []) if siblings and tries > 2 else []
     plan = [(sc, 0.0), *[(sc, temperature)] * (tries - 1 - len(others)), *[(o, 0.0) for o in others]][:tries]
     last = Harvest(None, reason="no program")
     for i, (problem, temp) in enumerate(plan):
