@@ -95,3 +95,46 @@ def test_eval_keeps_the_student_answer_where_the_library_retrieves_nothing(tmp_p
     resumed = run_eval(get_settings(student=str(smollm_path)), EvalConfig(**{**config.__dict__, "resume": True}),
                        parts={"student": student, "teacher": None}, task=task)
     assert [i.model_dump() for i in resumed.items] == [i.model_dump() for i in result.items]
+
+
+@pytest.mark.parametrize("pairs_in_time,admitted", [(1, False), (5, True)])
+def test_admission_trials_end_when_the_budget_does(monkeypatch: pytest.MonkeyPatch, pairs_in_time: int,
+                                                   admitted: bool) -> None:
+    """A candidate granted in time but still measuring at the deadline stops after the pairs in flight, and is
+    decided by the same test on the pairs it ran: the build ends on time instead of running them all."""
+    from agentkd.distill import admission
+    from agentkd.schema import Scenario
+
+    items = [Scenario(id=f"sc-{i}", task="passphrase", question=f"q{i}", category="c") for i in range(8)]
+    runs: list[bool] = []
+    monkeypatch.setattr(admission, "category_items", lambda ctx, category, n, seed, source: items)
+    monkeypatch.setattr(admission, "_with", lambda ctx, sc, candidate: [candidate])
+
+    def passes(ctx: object, sc: Scenario, with_: list[Strategy] | None) -> bool:
+        runs.append(True)
+        return with_ is not None  # the candidate always helps
+
+    monkeypatch.setattr(admission, "passes", passes)
+    nodes = _nodes(600.0)
+    nodes.ctx.config.student_concurrency = 2  # one pair at a time
+    nodes.ctx.reserve = lambda: 0.0 if len(runs) < 2 * pairs_in_time else 10_000.0  # then the time is gone
+    candidate = Strategy(id="e-x", tasks=["passphrase"], kind="strategy", title="t", trigger="when", body="do")
+    m = admission.measure_candidate(nodes.ctx, candidate, "c", 0)
+    assert m.cut and len(m.trials) == pairs_in_time and len(runs) == 2 * pairs_in_time
+    decision = admission.admit(m)
+    assert decision.admitted is admitted
+    assert ("wall-time budget ended" in decision.reason) and (f"{pairs_in_time} of 8 items" in decision.reason)
+    if not admitted:
+        assert decision.reason.startswith("undecided") and "--max-minutes" in decision.reason
+
+
+def test_no_written_entry_starts_once_the_harvest_has_used_the_time() -> None:
+    nodes = _nodes(FIRST_CANDIDATE_S / 2)
+    nodes.ctx.config.examples = False
+    from agentkd.schema import Attempt, Scenario
+
+    sc = Scenario(id="sc-1", task="passphrase", question="q", category="c")
+    nodes.ctx.teacher = type("T", (), {"model": "teacher"})()  # type: ignore[assignment]  # never asked
+    nodes.ctx.student = type("S", (), {"model_spec": "student"})()  # type: ignore[assignment]
+    result = nodes._write_one(sc, Attempt(scenario_id="sc-1", answer="x"), [])
+    assert isinstance(result, dict) and result["reason"].startswith("no time left for a written entry")

@@ -52,6 +52,7 @@ class Measurement(BaseModel):
     wanted: int = 8  # items asked for
     available: int = 0  # items the category offered (the rule asks for fewer only when it has fewer)
     stopped: bool = False  # measuring stopped once the rule could no longer admit (futility)
+    cut: bool = False  # the build's wall-time budget ended measuring before every item ran
 
     @property
     def effect(self) -> Effect:
@@ -99,7 +100,9 @@ def measure_candidate(ctx: BuildContext, candidate: Strategy, category: str, ite
 
     Measuring stops as soon as the rule can no longer admit the candidate, even if every remaining item
     went its way (futility stopping): that only ever rejects earlier, so the chance-admission rate is
-    unchanged, and most candidates cost a few pairs instead of ``admission_items``. With probing off
+    unchanged, and most candidates cost a few pairs instead of ``admission_items``. When the build's wall
+    time runs out (``BuildContext.seconds_left``), measuring ends after the chunk in flight (``cut``): the
+    clock, not the outcomes, picks that point, so the sign test on the pairs run keeps its level. With probing off
     (``probe_temperature`` 0) items are drawn and run a chunk at a time (as many pairs as the student runs
     at once), so a stopped candidate costs little more than the pairs it needed.
     """
@@ -119,6 +122,9 @@ def measure_candidate(ctx: BuildContext, candidate: Strategy, category: str, ite
     runs_per_item = 1 if chosen is not None else 2
     chunk = max(1, ctx.config.student_concurrency // runs_per_item)
     for start in range(0, len(items), chunk):
+        if start and (left := ctx.seconds_left()) is not None and left <= 0:
+            m.cut = True
+            return m
         part = list(range(start, min(start + chunk, len(items))))
         results = _run_pairs(ctx, candidate, [items[i] for i in part],
                              [chosen[i] for i in part] if chosen is not None else None)
@@ -166,6 +172,14 @@ def admit(measurement: Measurement, alpha: float = ALPHA) -> Decision:
     if measurement.stopped:
         return Decision(admitted=False, reason=f"did not help: stopped after {effect.trials} items, when even "
                         f"winning every remaining one could not reach alpha={alpha}; {detail}", p_value=p,
+                        lower_bound=lower, alpha=alpha)
+    if measurement.cut:
+        if effect.trials and admissible(effect, alpha):
+            return Decision(admitted=True, reason=f"admitted: p={p:.3f} <= alpha={alpha} on the {effect.trials} of "
+                            f"{need} items run before the wall-time budget ended; {detail}", p_value=p,
+                            lower_bound=lower, alpha=alpha)
+        return Decision(admitted=False, reason=f"undecided: the wall-time budget ended after {effect.trials} of "
+                        f"{need} items (a longer --max-minutes measures it fully); {detail}", p_value=p,
                         lower_bound=lower, alpha=alpha)
     if need == 0 or effect.trials < need:
         return Decision(admitted=False, reason=f"did not help: too few items ({effect.trials} of {need}); {detail}",

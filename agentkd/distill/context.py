@@ -69,3 +69,8 @@ class BuildContext:
 
     def __post_init__(self) -> None:
         self.student_turns = threading.Semaphore(max(self.config.student_concurrency, 1))
+
+    def seconds_left(self) -> float | None:
+        """Wall time the loop still has once the with-library arm's share is kept back; None without a limit."""
+        left = self.config.budget.remaining()
+        return None if left is None else left - self.reserve()

@@ -325,6 +325,9 @@ class Nodes:
                 return Candidate(strategy=Strategy.from_example(harvest.example, task=sc.task, provenance=provenance),
                                  scenario_id=sc.id, solution=harvest_text(harvest) if seen == [sc.id] else "",
                                  seen=seen)
+        if (reason := self._no_time_left()) is not None:  # the harvest took the time a written entry needed
+            self.ctx.progress("skipped", scenario=sc.id, reason=f"no written entry: {reason}")
+            return {"scenario": sc.id, "reason": f"no time left for a written entry: {reason}"}
         try:
             failures = [Failure(scenario=sc, attempt=describe_attempt(at), solution=solve(self.ctx, sc, harvest))]
             for p in [p for p in peers if p.scenario.id != sc.id][: MAX_FAILURES - 1]:
