@@ -138,3 +138,7 @@ def test_no_written_entry_starts_once_the_harvest_has_used_the_time() -> None:
     nodes.ctx.student = type("S", (), {"model_spec": "student"})()  # type: ignore[assignment]
     result = nodes._write_one(sc, Attempt(scenario_id="sc-1", answer="x"), [])
     assert isinstance(result, dict) and result["reason"].startswith("no time left for a written entry")
+    nodes.ctx.config.budget = Budget(max_seconds=FIRST_CANDIDATE_S * 1.5)  # time for one candidate, not two
+    nodes._started = {"sc-0": 0.0, "sc-1": 0.0}  # another candidate is measuring while this one would be written
+    result = nodes._write_one(sc, Attempt(scenario_id="sc-1", answer="x"), [])
+    assert isinstance(result, dict) and "2 candidate(s)" in result["reason"]

@@ -286,21 +286,23 @@ class Nodes:
         costs = sorted(self._costs)
         return costs[len(costs) // 2] if costs else FIRST_CANDIDATE_S
 
-    def _no_time_left(self) -> str | None:
-        """Why no candidate can start and be decided within the wall-time budget, or None."""
+    def _no_time_left(self, candidates: int = 1) -> str | None:
+        """Why ``candidates`` more candidates cannot start and be decided within the wall-time budget, or None."""
         left = self.ctx.config.budget.remaining()
         if left is None:
             return None
-        kept = self.ctx.reserve()
-        if left - kept >= self.candidate_seconds():
+        kept, need = self.ctx.reserve(), self.candidate_seconds() * candidates
+        if left - kept >= need:
             return None
         return (f"wall-time budget: {max(left - kept, 0):.0f}s left after the {kept:.0f}s kept for the with-library "
-                f"arm, a candidate takes ~{self.candidate_seconds():.0f}s here (build_minutes, --max-minutes)")
+                f"arm, {candidates} candidate(s) take ~{need:.0f}s here (build_minutes, --max-minutes)")
 
     def write_strategy(self, state: ScenarioState) -> dict[str, Any]:
         assert state.attempt is not None
         self._started[state.scenario.id] = time.time()
         result = self._write_one(state.scenario, state.attempt, state.peers)
+        if not isinstance(result, Candidate):  # nothing to decide: it no longer counts as in flight
+            self._started.pop(state.scenario.id, None)
         return {"candidate": result} if isinstance(result, Candidate) else {"rejected": result}
 
     def _write_one(self, sc: Scenario, at: Attempt, peers: list[Failure]) -> Candidate | dict[str, Any]:
@@ -325,7 +327,9 @@ class Nodes:
                 return Candidate(strategy=Strategy.from_example(harvest.example, task=sc.task, provenance=provenance),
                                  scenario_id=sc.id, solution=harvest_text(harvest) if seen == [sc.id] else "",
                                  seen=seen)
-        if (reason := self._no_time_left()) is not None:  # the harvest took the time a written entry needed
+        # the harvest took time, and a written entry shares the student with the candidates in flight: it
+        # starts only if they all still fit (else it would cut their measurements short at the deadline)
+        if (reason := self._no_time_left(max(len(self._started), 1))) is not None:
             self.ctx.progress("skipped", scenario=sc.id, reason=f"no written entry: {reason}")
             return {"scenario": sc.id, "reason": f"no time left for a written entry: {reason}"}
         try:
