@@ -100,7 +100,7 @@ def test_eval_keeps_the_student_answer_where_the_library_retrieves_nothing(tmp_p
 @pytest.mark.parametrize("pairs_in_time,admitted", [(1, False), (5, True)])
 def test_admission_trials_end_when_the_budget_does(monkeypatch: pytest.MonkeyPatch, pairs_in_time: int,
                                                    admitted: bool) -> None:
-    """A candidate granted in time but still measuring at the deadline stops after the pairs in flight, and is
+    """A candidate granted in time but still measuring at the deadline starts no further item, and is
     decided by the same test on the pairs it ran: the build ends on time instead of running them all."""
     from agentkd.distill import admission
     from agentkd.schema import Scenario
@@ -116,7 +116,7 @@ def test_admission_trials_end_when_the_budget_does(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(admission, "passes", passes)
     nodes = _nodes(600.0)
-    nodes.ctx.config.student_concurrency = 2  # one pair at a time
+    nodes.ctx.config.student_concurrency = 1  # one run at a time: the clock is read between pairs
     nodes.ctx.reserve = lambda: 0.0 if len(runs) < 2 * pairs_in_time else 10_000.0  # then the time is gone
     candidate = Strategy(id="e-x", tasks=["passphrase"], kind="strategy", title="t", trigger="when", body="do")
     m = admission.measure_candidate(nodes.ctx, candidate, "c", 0)
@@ -142,3 +142,34 @@ def test_no_written_entry_starts_once_the_harvest_has_used_the_time() -> None:
     nodes._started = {"sc-0": 0.0, "sc-1": 0.0}  # another candidate is measuring while this one would be written
     result = nodes._write_one(sc, Attempt(scenario_id="sc-1", answer="x"), [])
     assert isinstance(result, dict) and "2 candidate(s)" in result["reason"]
+
+
+def test_trial_runs_start_as_the_student_frees_a_slot_and_are_decided_in_order(monkeypatch: pytest.MonkeyPatch
+                                                                                ) -> None:
+    """A long run holds one slot, not a chunk: the next item's runs start beside it, and the trials still come
+    out in item order; once the rule cannot admit, nothing more starts."""
+    from agentkd.distill import admission
+    from agentkd.schema import Scenario
+
+    items = [Scenario(id=f"sc-{i}", task="passphrase", question=f"q{i}", category="c") for i in range(8)]
+    log: list[tuple[str, str]] = []
+    monkeypatch.setattr(admission, "category_items", lambda ctx, category, n, seed, source: items)
+    monkeypatch.setattr(admission, "_with", lambda ctx, sc, candidate: [candidate])
+
+    def passes(ctx: object, sc: Scenario, with_: list[Strategy] | None) -> bool:
+        log.append(("start", sc.id))
+        time.sleep(0.6 if (sc.id, with_) == ("sc-0", None) else 0.02)  # item 0's run without is long
+        log.append(("end", sc.id))
+        return with_ is None  # the candidate always hurts: futility stops it
+
+    monkeypatch.setattr(admission, "passes", passes)
+    nodes = _nodes(None)
+    nodes.ctx.config.student_concurrency = 2
+    candidate = Strategy(id="e-x", tasks=["passphrase"], kind="strategy", title="t", trigger="when", body="do")
+    m = admission.measure_candidate(nodes.ctx, candidate, "c", 0)
+    first_end = log.index(("end", "sc-0"), log.index(("end", "sc-0")) + 1)  # item 0's second run ends
+    assert ("start", "sc-1") in log[:first_end], "item 1 started beside item 0's long run"
+    assert m.stopped and [t.scenario for t in m.trials] == [f"sc-{i}" for i in range(len(m.trials))]
+    assert all(not t.passed_with and t.passed_without for t in m.trials)
+    started = {sc for what, sc in log if what == "start"}
+    assert len(started) <= len(m.trials) + 2, "at most width // 2 + 1 items go beyond the first undecided one"

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from agentkd.distill.items import ItemKind, Probe, category_items, choose, passes, probe_items
-from agentkd.eval.heldout import in_order
 from agentkd.library.curation import ALPHA, admissible, describe, net_bounds, p_helps
 from agentkd.schema import Attempt, Effect, Scenario, Strategy
 
@@ -101,10 +101,10 @@ def measure_candidate(ctx: BuildContext, candidate: Strategy, category: str, ite
     Measuring stops as soon as the rule can no longer admit the candidate, even if every remaining item
     went its way (futility stopping): that only ever rejects earlier, so the chance-admission rate is
     unchanged, and most candidates cost a few pairs instead of ``admission_items``. When the build's wall
-    time runs out (``BuildContext.seconds_left``), measuring ends after the chunk in flight (``cut``): the
-    clock, not the outcomes, picks that point, so the sign test on the pairs run keeps its level. With probing off
-    (``probe_temperature`` 0) items are drawn and run a chunk at a time (as many pairs as the student runs
-    at once), so a stopped candidate costs little more than the pairs it needed.
+    time runs out (``BuildContext.seconds_left``), no further item starts (``cut``); the items begun finish.
+    The clock, not the outcomes, picks that point, so the sign test on the pairs run keeps its level. The
+    runs go to the student as it frees a slot (``_measure``), so a stopped candidate costs at most the runs
+    in flight beyond the pairs it needed.
     """
     n = ctx.config.admission_items
     unseen = {*seen, *([source.id] if source is not None else [])}
@@ -118,37 +118,55 @@ def measure_candidate(ctx: BuildContext, candidate: Strategy, category: str, ite
         items = [sc for sc in category_items(ctx, category, n, _seed(ctx, category, iteration), source)
                  if sc.id not in unseen]
     m = Measurement(candidate=candidate.id, category=category, iteration=iteration, wanted=n, available=len(items))
-    # a chunk of items runs at once (its episodes batch on an in-process model, or use a server's slots)
-    runs_per_item = 1 if chosen is not None else 2
-    chunk = max(1, ctx.config.student_concurrency // runs_per_item)
-    for start in range(0, len(items), chunk):
-        if start and (left := ctx.seconds_left()) is not None and left <= 0:
-            m.cut = True
-            return m
-        part = list(range(start, min(start + chunk, len(items))))
-        results = _run_pairs(ctx, candidate, [items[i] for i in part],
-                             [chosen[i] for i in part] if chosen is not None else None)
-        for i, (probe, won) in zip(part, results, strict=True):
-            m.trials.append(Trial(scenario=items[i].id, item=probe.kind, passed_with=won, passed_without=probe.passed))
-            rest = chosen[i + 1:] if chosen is not None else None
-            can_help = sum(not p.passed for p in rest) if rest is not None else len(items) - i - 1
-            if not _reachable(m.effect, can_help, ctx.config.alpha):
-                m.stopped = True
-                return m
+    _measure(ctx, candidate, items, chosen, m)
     return m
 
 
-def _run_pairs(ctx: BuildContext, candidate: Strategy, items: list[Scenario], probes: list[Probe] | None
-               ) -> list[tuple[Probe, bool]]:
-    """Each item's pair (the probe without the candidate, and a run with it), the runs of all items at once."""
-    jobs: list[tuple[Scenario, list[Strategy] | None]] = [(sc, _with(ctx, sc, candidate)) for sc in items]
-    if probes is None:
-        jobs += [(sc, None) for sc in items]
-    outcomes = list(in_order(lambda job: passes(ctx, job[0], job[1]), jobs, len(jobs)))
-    won = outcomes[: len(items)]
-    found = probes if probes is not None else [Probe(sc, ok) for sc, ok in zip(items, outcomes[len(items):],
-                                                                                strict=True)]
-    return list(zip(found, won, strict=True))
+def _measure(ctx: BuildContext, candidate: Strategy, items: list[Scenario], chosen: list[Probe] | None,
+             m: Measurement) -> None:
+    """Run the trials into ``m``: the runs (each item's with-candidate run, then its run without unless a probe
+    already gave it) go to the student ``student_concurrency`` at a time, the next one starting as soon as
+    one ends, so a long episode holds one slot, not a whole chunk; at most ``ahead`` items run beyond the first
+    undecided one (what a stop can waste). Items are decided in order: futility is checked as each item
+    completes; the clock is read before each item's first run (never the first item's), and an item begun
+    before the deadline is finished, so which items count depends on the clock alone."""
+    per_item = 1 if chosen is not None else 2
+    jobs = [(i, with_) for i in range(len(items)) for with_ in ((True,) if per_item == 1 else (True, False))]
+    results: dict[tuple[int, bool], bool] = {}
+    width, nxt, decided = max(1, ctx.config.student_concurrency), 0, 0
+    ahead = width // per_item + 1
+    running: dict[Future[bool], tuple[int, bool]] = {}
+    pool = ThreadPoolExecutor(width, thread_name_prefix="agentkd-trials")
+    try:
+        while True:
+            while not (m.cut or m.stopped) and nxt < len(jobs) and len(running) < width:
+                i, with_ = jobs[nxt]
+                if i > decided + ahead:
+                    break
+                first = with_ and i > 0
+                if first and (left := ctx.seconds_left()) is not None and left <= 0:
+                    m.cut = True
+                    break
+                strategies = _with(ctx, items[i], candidate) if with_ else None
+                running[pool.submit(passes, ctx, items[i], strategies)] = (i, with_)
+                nxt += 1
+            if not running:
+                return
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in done:
+                results[running.pop(f)] = f.result()
+            while not m.stopped and decided < len(items) and all(j in results for j in jobs if j[0] == decided):
+                i, won = decided, results[(decided, True)]
+                probe = chosen[i] if chosen is not None else Probe(items[i], results[(i, False)])
+                m.trials.append(Trial(scenario=items[i].id, item=probe.kind, passed_with=won,
+                                      passed_without=probe.passed))
+                decided += 1
+                rest = chosen[i + 1:] if chosen is not None else None
+                can_help = sum(not p.passed for p in rest) if rest is not None else len(items) - i - 1
+                if not _reachable(m.effect, can_help, ctx.config.alpha):
+                    m.stopped = True  # the runs in flight finish (they hold the student), nothing more starts
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _seed(ctx: BuildContext, category: str, iteration: int) -> int:
