@@ -97,6 +97,35 @@ def costs(r: EvalResult) -> Table:
                  "costs")
 
 
+def entries(r: EvalResult, limit: int = 20) -> Table | None:
+    """Per library entry, on the items an arm retrieved it for: won and lost against the baseline (worst first)."""
+    base = {i.id: i for i in r.items if i.arm == r.baseline}
+    rows: list[tuple[str, str, int, int, int]] = []
+    for s in r.summaries:
+        if s.name == r.baseline:
+            continue
+        per: dict[str, list[int]] = {}
+        for i in (i for i in r.items if i.arm == s.name and i.id in base):
+            for sid in i.strategies:
+                n_won_lost = per.setdefault(sid, [0, 0, 0])
+                n_won_lost[0] += 1
+                n_won_lost[1] += i.correct and not base[i.id].correct
+                n_won_lost[2] += base[i.id].correct and not i.correct
+        rows += [(s.label, sid, n, won, lost) for sid, (n, won, lost) in per.items()]
+    if not rows:
+        return None
+    rows.sort(key=lambda x: (x[3] - x[4], -x[2], x[0], x[1]))
+    worse = sum(won < lost for _, _, _, won, lost in rows)
+    note = (f"{worse} of {len(rows)} (arm, entry) pairs lost more items than they won. An item that retrieved "
+            "several entries counts for each. These are the evaluation's items: read them to audit a pack, but "
+            "retire entries on a validation split (the pack gate), or the held-out figures stop being held out.")
+    if len(rows) > limit:
+        note += f" {len(rows) - limit} more rows are left out; every item's entries are in results.json."
+    return Table("Per entry", ["arm", "entry", "items retrieved", "won", "lost"],
+                 [[label, sid, str(n), str(won), str(lost)] for label, sid, n, won, lost in rows[:limit]],
+                 note, "entries")
+
+
 @dataclass
 class Example:
     arm: str
@@ -137,7 +166,7 @@ def excerpt(text: str | None, limit: int = EXCERPT) -> str:
 
 
 def tables(r: EvalResult) -> list[Table]:
-    return [t for t in (headline(r), categories(r), costs(r)) if t is not None]
+    return [t for t in (headline(r), categories(r), entries(r), costs(r)) if t is not None]
 
 
 # -- Markdown ---------------------------------------------------------------------------------------------
