@@ -179,7 +179,9 @@ def test_build_survives_kill_9_and_resumes_without_loss_or_duplicates(tmp_path: 
     assert "Held-out accuracy" in done.stdout
     final = Library.open(str(lib), "passphrase").list(status="admitted")
     assert [s.id for s in final] == [s.id for s in admitted_before], "nothing lost, nothing duplicated"
-    assert json.loads(next(runs.glob("*.json")).read_text())["finished"] is True
+    spec = json.loads(next(runs.glob("*.json")).read_text())
+    assert spec["finished"] is True
+    assert [i["id"] for i in spec["with_library"]["items"]] == [i["id"] for i in spec["baseline"]["items"]]
 
 
 @pytest.mark.model

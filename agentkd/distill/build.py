@@ -230,7 +230,8 @@ def run_build(
     arms = [alone, used]
     spec = _read_spec(spec_path)
     admitted = _admitted(state, log_path, ctx.library)
-    spec.update(finished=True, accuracy={a.name: a.accuracy for a in arms}, admitted=admitted)
+    spec.update(finished=True, accuracy={a.name: a.accuracy for a in arms}, admitted=admitted,
+                with_library=dataclasses.asdict(used))  # per item: which ones the library won or lost
     _write_spec(spec_path, spec)
     return BuildReport(
         task=task_name,
