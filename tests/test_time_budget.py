@@ -32,7 +32,7 @@ def test_no_round_or_candidate_starts_without_the_time_a_candidate_takes() -> No
     stop = nodes.plan(BuildState())["stop_reason"]
     assert "wall-time budget" in stop and f"~{FIRST_CANDIDATE_S:.0f}s" in stop and "--max-minutes" in stop
     assert nodes._grant_write(0) is False, "no candidate is written that could not be decided in time"
-    nodes._costs += [5.0, 7.0, 400.0]  # measured on this machine: the median decides, not the first guess
+    nodes._busy, nodes._decided = 21.0, 3  # measured on this machine: 3 decided in 21 s in flight, not the guess
     assert nodes.candidate_seconds() == 7.0 and nodes._no_time_left() is None and nodes._grant_write(0) is True
     assert "plan" in _nodes(None).plan(BuildState()), "without a time limit the loop plans as before"
 
@@ -45,7 +45,7 @@ def test_the_loop_gets_what_the_budget_leaves_and_keeps_back_the_last_arm_s_shar
     assert _loop_budget(Budget(), 0.5, t0).max_seconds == 0.0, "spent: nothing left"
     assert _loop_budget(Budget(max_seconds=30), 10, t0).max_seconds == 30, "the tighter one wins"
     nodes = _nodes(200.0)
-    nodes._costs.append(60.0)
+    nodes._busy, nodes._decided = 60.0, 1
     assert nodes._no_time_left() is None
     nodes.ctx.reserve = lambda: 150.0  # the with-library arm will decode most items again
     assert "150s kept for the with-library arm" in (nodes._no_time_left() or "")
@@ -141,7 +141,34 @@ def test_no_written_entry_starts_once_the_harvest_has_used_the_time() -> None:
     nodes.ctx.config.budget = Budget(max_seconds=FIRST_CANDIDATE_S * 1.5)  # time for one candidate, not two
     nodes._started = {"sc-0": 0.0, "sc-1": 0.0}  # another candidate is measuring while this one would be written
     result = nodes._write_one(sc, Attempt(scenario_id="sc-1", answer="x"), [])
-    assert isinstance(result, dict) and "2 candidate(s)" in result["reason"]
+    assert isinstance(result, dict) and "beside 1 in flight" in result["reason"]
+
+
+def test_a_candidate_costs_the_time_in_flight_per_decision_not_its_own_overlapping_latency(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three candidates measured side by side for 30 s each cost ~10 s apiece on the shared student: the
+    estimate is the time with candidates in flight per decision, so a long build does not stop early."""
+    nodes = _nodes(None)
+    clock = [1000.0]
+    with monkeypatch.context() as m:
+        m.setattr(time, "time", lambda: clock[0])
+        for sid in ("a", "b", "c"):
+            nodes._began(sid)
+        clock[0] += 30.0
+        for sid in ("a", "b", "c"):
+            nodes._ended(sid, decided=True)
+        assert nodes.candidate_seconds() == 10.0
+        nodes._began("d")  # written, no candidate: it leaves without a decision
+        clock[0] += 5.0
+        nodes._ended("d", decided=False)
+        clock[0] += 100.0  # nothing in flight: not counted
+        nodes._began("e")
+        clock[0] += 9.0
+        nodes._ended("e", decided=True)
+        assert nodes.candidate_seconds() == (30.0 + 5.0 + 9.0) / 4
+    nodes.ctx.config.budget = Budget(max_seconds=20.0)
+    assert nodes._no_time_left() is None, "one candidate (~11 s) fits"
+    assert "beside 2 in flight" in (nodes._no_time_left(2) or ""), "beside two half-done ones (~22 s) it does not"
 
 
 def test_trial_runs_start_as_the_student_frees_a_slot_and_are_decided_in_order(monkeypatch: pytest.MonkeyPatch

@@ -161,7 +161,10 @@ class Nodes:
         self._writes_lock = threading.Lock()
         self._solutions: dict[str, str] = {}  # scenario id -> the teacher's solution, computed once per build
         self._started: dict[str, float] = {}  # scenario id -> when its candidate's writing began
-        self._costs: list[float] = []  # seconds each candidate took, writing to decision, on this machine
+        self._flight_lock = threading.Lock()
+        self._busy = 0.0  # seconds with at least one candidate in flight, up to the last decision
+        self._busy_since: float | None = None  # when the current stretch with candidates in flight began
+        self._decided = 0  # candidates decided (admitted or rejected) in this process
         self._out_of_time = False
 
     # --- once per round ---
@@ -271,7 +274,7 @@ class Nodes:
             granted = self._writes.get(iteration, 0)
             if granted >= cap or self._category_writes.get((iteration, category), 0) >= share:
                 return False
-            if (reason := self._no_time_left()) is not None:
+            if (reason := self._no_time_left(len(self._started))) is not None:
                 if not self._out_of_time:
                     self._out_of_time = True
                     self.ctx.progress("stop", reason=f"no new candidates: {reason}")
@@ -280,29 +283,50 @@ class Nodes:
             self._category_writes[(iteration, category)] = self._category_writes.get((iteration, category), 0) + 1
             return True
 
-    def candidate_seconds(self) -> float:
-        """What one candidate takes here (teacher writing, then its paired trials): the median of those
-        measured so far, else a cautious first guess."""
-        costs = sorted(self._costs)
-        return costs[len(costs) // 2] if costs else FIRST_CANDIDATE_S
+    def _began(self, scenario_id: str) -> None:
+        with self._flight_lock:
+            now = time.time()
+            if not self._started:
+                self._busy_since = now
+            self._started[scenario_id] = now
 
-    def _no_time_left(self, candidates: int = 1) -> str | None:
-        """Why ``candidates`` more candidates cannot start and be decided within the wall-time budget, or None."""
+    def _ended(self, scenario_id: str, *, decided: bool) -> None:
+        with self._flight_lock:
+            if self._started.pop(scenario_id, None) is None or self._busy_since is None:
+                return
+            now = time.time()
+            if decided:
+                self._decided += 1
+            if decided or not self._started:  # the busy time counts up to a decision (or an idle stretch)
+                self._busy += now - self._busy_since
+                self._busy_since = now if self._started else None
+
+    def candidate_seconds(self) -> float:
+        """What one candidate costs here (teacher writing, then its paired trials): the time candidates were in
+        flight per candidate decided (several in flight share the student, so their latencies overlap and
+        each one's own latency would overstate the cost), else a cautious first guess."""
+        return self._busy / self._decided if self._decided else FIRST_CANDIDATE_S
+
+    def _no_time_left(self, in_flight: int = 0) -> str | None:
+        """Why one more candidate cannot start and be decided within the wall-time budget beside ``in_flight``
+        others (counted half done: they share the student with it), or None."""
         left = self.ctx.config.budget.remaining()
         if left is None:
             return None
-        kept, need = self.ctx.reserve(), self.candidate_seconds() * candidates
+        each = self.candidate_seconds()
+        kept, need = self.ctx.reserve(), each * (1 + in_flight / 2)
         if left - kept >= need:
             return None
+        beside = f" beside {in_flight} in flight (~{need:.0f}s)" if in_flight else ""
         return (f"wall-time budget: {max(left - kept, 0):.0f}s left after the {kept:.0f}s kept for the with-library "
-                f"arm, {candidates} candidate(s) take ~{need:.0f}s here (build_minutes, --max-minutes)")
+                f"arm, a candidate takes ~{each:.0f}s here{beside} (build_minutes, --max-minutes)")
 
     def write_strategy(self, state: ScenarioState) -> dict[str, Any]:
         assert state.attempt is not None
-        self._started[state.scenario.id] = time.time()
+        self._began(state.scenario.id)
         result = self._write_one(state.scenario, state.attempt, state.peers)
         if not isinstance(result, Candidate):  # nothing to decide: it no longer counts as in flight
-            self._started.pop(state.scenario.id, None)
+            self._ended(state.scenario.id, decided=False)
         return {"candidate": result} if isinstance(result, Candidate) else {"rejected": result}
 
     def _write_one(self, sc: Scenario, at: Attempt, peers: list[Failure]) -> Candidate | dict[str, Any]:
@@ -329,7 +353,7 @@ class Nodes:
                                  seen=seen)
         # the harvest took time, and a written entry shares the student with the candidates in flight: it
         # starts only if they all still fit (else it would cut their measurements short at the deadline)
-        if (reason := self._no_time_left(max(len(self._started), 1))) is not None:
+        if (reason := self._no_time_left(max(len(self._started) - 1, 0))) is not None:
             self.ctx.progress("skipped", scenario=sc.id, reason=f"no written entry: {reason}")
             return {"scenario": sc.id, "reason": f"no time left for a written entry: {reason}"}
         try:
@@ -363,8 +387,7 @@ class Nodes:
             cand = state.candidate.strategy
             result = admit_candidate(self.ctx, cand, sc, state.iteration, seen=state.candidate.seen)
             outcome.candidate, outcome.solution = cand.title, state.candidate.solution
-            if (began := self._started.pop(sc.id, None)) is not None:
-                self._costs.append(time.time() - began)
+            self._ended(sc.id, decided=True)
             if result.admitted_id:
                 outcome.admitted, outcome.lift = result.admitted_id, result.strategy.effect.lift
             else:
