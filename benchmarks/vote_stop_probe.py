@@ -14,6 +14,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from agentkd.student.voting import decided
+
 RECORD = Path(__file__).parent / "eval" / "vote-stop-probe" / "episodes.json"
 MODEL = Path.home() / ".agentkd" / "models" / "qwen2.5-coder-0.5b.gguf"
 
@@ -71,11 +73,6 @@ def _winner(keys: list[str | None], greedy: str | None) -> str | None:
     return greedy if counts.get(greedy or "", 0) == best else next(k for k in keys if k and counts[k] == best)
 
 
-def _decided(keys: list[str | None], unfinished: int) -> bool:
-    counts = sorted(Counter(k for k in keys if k is not None).values(), reverse=True)
-    return bool(counts) and counts[0] > (counts[1] if len(counts) > 1 else 0) + unfinished
-
-
 def replay() -> None:
     rows = json.loads(RECORD.read_text())
     greedy = {r["id"]: r for r in rows if r["run"] == "greedy"}
@@ -102,7 +99,7 @@ def replay() -> None:
             if t > deadline:
                 return deadline, keys
             keys = keys_now
-            if _decided(keys, 8 - n):
+            if decided([k or "" for k in keys], 8 - n):  # the Student's own rule (keys are their own keys)
                 return t, keys
         return end, keys
 
