@@ -11,7 +11,8 @@ import pytest
 from agentkd.distill.build import _loop_budget, _reserve
 from agentkd.distill.context import BuildConfig, BuildContext
 from agentkd.distill.curriculum import Budget
-from agentkd.distill.nodes import FIRST_CANDIDATE_S, BuildState, Nodes
+from agentkd.distill.flight import FIRST_CANDIDATE_S
+from agentkd.distill.nodes import BuildState, Nodes
 from agentkd.eval.heldout import ArmResult, run_arm
 from agentkd.library import Library
 from agentkd.schema import Strategy
@@ -32,7 +33,7 @@ def test_no_round_or_candidate_starts_without_the_time_a_candidate_takes() -> No
     stop = nodes.plan(BuildState())["stop_reason"]
     assert "wall-time budget" in stop and f"~{FIRST_CANDIDATE_S:.0f}s" in stop and "--max-minutes" in stop
     assert nodes._grant_write(0) is False, "no candidate is written that could not be decided in time"
-    nodes._busy, nodes._decided = 21.0, 3  # measured on this machine: 3 decided in 21 s in flight, not the guess
+    nodes._flight.busy, nodes._flight.decided = 21.0, 3  # 3 decided in 21 s in flight, not the guess
     assert nodes.candidate_seconds() == 7.0 and nodes._no_time_left() is None and nodes._grant_write(0) is True
     assert "plan" in _nodes(None).plan(BuildState()), "without a time limit the loop plans as before"
 
@@ -45,7 +46,7 @@ def test_the_loop_gets_what_the_budget_leaves_and_keeps_back_the_last_arm_s_shar
     assert _loop_budget(Budget(), 0.5, t0).max_seconds == 0.0, "spent: nothing left"
     assert _loop_budget(Budget(max_seconds=30), 10, t0).max_seconds == 30, "the tighter one wins"
     nodes = _nodes(200.0)
-    nodes._busy, nodes._decided = 60.0, 1
+    nodes._flight.busy, nodes._flight.decided = 60.0, 1
     assert nodes._no_time_left() is None
     nodes.ctx.reserve = lambda: 150.0  # the with-library arm will decode most items again
     assert "150s kept for the with-library arm" in (nodes._no_time_left() or "")
@@ -139,7 +140,7 @@ def test_no_written_entry_starts_once_the_harvest_has_used_the_time() -> None:
     result = nodes._write_one(sc, Attempt(scenario_id="sc-1", answer="x"), [])
     assert isinstance(result, dict) and result["reason"].startswith("no time left for a written entry")
     nodes.ctx.config.budget = Budget(max_seconds=FIRST_CANDIDATE_S * 1.5)  # time for one candidate, not two
-    nodes._started = {"sc-0": 0.0, "sc-1": 0.0}  # another candidate is measuring while this one would be written
+    nodes._flight.started = {"sc-0": 0.0, "sc-1": 0.0}  # another candidate is measuring while this one would be written
     result = nodes._write_one(sc, Attempt(scenario_id="sc-1", answer="x"), [])
     assert isinstance(result, dict) and "beside 1 in flight" in result["reason"]
 
@@ -153,18 +154,18 @@ def test_a_candidate_costs_the_time_in_flight_per_decision_not_its_own_overlappi
     with monkeypatch.context() as m:
         m.setattr(time, "time", lambda: clock[0])
         for sid in ("a", "b", "c"):
-            nodes._began(sid)
+            nodes._flight.began(sid)
         clock[0] += 30.0
         for sid in ("a", "b", "c"):
-            nodes._ended(sid, decided=True)
+            nodes._flight.ended(sid, decided=True)
         assert nodes.candidate_seconds() == 10.0
-        nodes._began("d")  # written, no candidate: it leaves without a decision
+        nodes._flight.began("d")  # written, no candidate: it leaves without a decision
         clock[0] += 5.0
-        nodes._ended("d", decided=False)
+        nodes._flight.ended("d", decided=False)
         clock[0] += 100.0  # nothing in flight: not counted
-        nodes._began("e")
+        nodes._flight.began("e")
         clock[0] += 9.0
-        nodes._ended("e", decided=True)
+        nodes._flight.ended("e", decided=True)
         assert nodes.candidate_seconds() == (30.0 + 5.0 + 9.0) / 4
     nodes.ctx.config.budget = Budget(max_seconds=20.0)
     assert nodes._no_time_left() is None, "one candidate (~11 s) fits"

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from agentkd.distill.admission import ablate_failure, admit_candidate
 from agentkd.distill.context import BuildContext, StrategyStore
 from agentkd.distill.curriculum import Curriculum, allocate
+from agentkd.distill.flight import Flight
 from agentkd.distill.grading import judge as judge_attempt
 from agentkd.distill.harvest import Harvest, example_categories, harvest_example, student_example
 from agentkd.distill.writing import (
@@ -35,8 +36,6 @@ from agentkd.distill.writing import (
 from agentkd.errors import TeacherError
 from agentkd.schema import Attempt, Provenance, Scenario, Strategy, Verdict
 from agentkd.tasks.base import run_attempt
-
-FIRST_CANDIDATE_S = 90.0  # a 0.5B student and a 1.5B teacher on 2 cores: ~60-120 s per candidate
 
 
 class Candidate(BaseModel):
@@ -160,11 +159,7 @@ class Nodes:
         self._category_writes: dict[tuple[int, str], int] = {}  # per (round, category): the share granted
         self._writes_lock = threading.Lock()
         self._solutions: dict[str, str] = {}  # scenario id -> the teacher's solution, computed once per build
-        self._started: dict[str, float] = {}  # scenario id -> when its candidate's writing began
-        self._flight_lock = threading.Lock()
-        self._busy = 0.0  # seconds with at least one candidate in flight, up to the last decision
-        self._busy_since: float | None = None  # when the current stretch with candidates in flight began
-        self._decided = 0  # candidates decided (admitted or rejected) in this process
+        self._flight = Flight()  # the candidates being written or measured, and what one costs here
         self._out_of_time = False
 
     # --- once per round ---
@@ -274,7 +269,7 @@ class Nodes:
             granted = self._writes.get(iteration, 0)
             if granted >= cap or self._category_writes.get((iteration, category), 0) >= share:
                 return False
-            if (reason := self._no_time_left(len(self._started))) is not None:
+            if (reason := self._no_time_left(len(self._flight))) is not None:
                 if not self._out_of_time:
                     self._out_of_time = True
                     self.ctx.progress("stop", reason=f"no new candidates: {reason}")
@@ -283,29 +278,9 @@ class Nodes:
             self._category_writes[(iteration, category)] = self._category_writes.get((iteration, category), 0) + 1
             return True
 
-    def _began(self, scenario_id: str) -> None:
-        with self._flight_lock:
-            now = time.time()
-            if not self._started:
-                self._busy_since = now
-            self._started[scenario_id] = now
-
-    def _ended(self, scenario_id: str, *, decided: bool) -> None:
-        with self._flight_lock:
-            if self._started.pop(scenario_id, None) is None or self._busy_since is None:
-                return
-            now = time.time()
-            if decided:
-                self._decided += 1
-            if decided or not self._started:  # the busy time counts up to a decision (or an idle stretch)
-                self._busy += now - self._busy_since
-                self._busy_since = now if self._started else None
-
     def candidate_seconds(self) -> float:
-        """What one candidate costs here (teacher writing, then its paired trials): the time candidates were in
-        flight per candidate decided (several in flight share the student, so their latencies overlap and
-        each one's own latency would overstate the cost), else a cautious first guess."""
-        return self._busy / self._decided if self._decided else FIRST_CANDIDATE_S
+        """What one candidate costs here: the time candidates were in flight per decision (``flight.py``)."""
+        return self._flight.seconds()
 
     def _no_time_left(self, in_flight: int = 0) -> str | None:
         """Why one more candidate cannot start and be decided within the wall-time budget beside ``in_flight``
@@ -323,10 +298,10 @@ class Nodes:
 
     def write_strategy(self, state: ScenarioState) -> dict[str, Any]:
         assert state.attempt is not None
-        self._began(state.scenario.id)
+        self._flight.began(state.scenario.id)
         result = self._write_one(state.scenario, state.attempt, state.peers)
         if not isinstance(result, Candidate):  # nothing to decide: it no longer counts as in flight
-            self._ended(state.scenario.id, decided=False)
+            self._flight.ended(state.scenario.id, decided=False)
         return {"candidate": result} if isinstance(result, Candidate) else {"rejected": result}
 
     def _write_one(self, sc: Scenario, at: Attempt, peers: list[Failure]) -> Candidate | dict[str, Any]:
@@ -353,7 +328,7 @@ class Nodes:
                                  seen=seen)
         # the harvest took time, and a written entry shares the student with the candidates in flight: it
         # starts only if they all still fit (else it would cut their measurements short at the deadline)
-        if (reason := self._no_time_left(max(len(self._started) - 1, 0))) is not None:
+        if (reason := self._no_time_left(max(len(self._flight) - 1, 0))) is not None:
             self.ctx.progress("skipped", scenario=sc.id, reason=f"no written entry: {reason}")
             return {"scenario": sc.id, "reason": f"no time left for a written entry: {reason}"}
         try:
@@ -387,7 +362,7 @@ class Nodes:
             cand = state.candidate.strategy
             result = admit_candidate(self.ctx, cand, sc, state.iteration, seen=state.candidate.seen)
             outcome.candidate, outcome.solution = cand.title, state.candidate.solution
-            self._ended(sc.id, decided=True)
+            self._flight.ended(sc.id, decided=True)
             if result.admitted_id:
                 outcome.admitted, outcome.lift = result.admitted_id, result.strategy.effect.lift
             else:
