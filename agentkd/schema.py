@@ -168,9 +168,11 @@ class Provenance(BaseModel):
 class WorkedExample(BaseModel):
     """A solved scenario the task's ground truth verified: shown to the student as a prior exchange.
 
-    For code tasks ``program`` is the Python the solver ran and ``output`` what it printed; ``answer`` is
-    the final answer the check accepted. The student sees it in its own format (question, its code block,
-    the tool's output, the answer line), rendered from these fields with its own prompt templates.
+    For code tasks (``form`` "program") ``program`` is the Python the solver ran and ``output`` what it
+    printed; ``answer`` is the final answer the check accepted. The student sees it in its own format
+    (question, its code block, the tool's output, the answer line), rendered from these fields with its own
+    prompt templates. Where the answer itself is the solution (``form`` "answer": BFCL's function call,
+    graded as it is written, nothing executed), ``program`` and ``answer`` are that verified answer.
     """
 
     question: str = Field(min_length=1)
@@ -180,6 +182,7 @@ class WorkedExample(BaseModel):
     solver: str = ""  # who wrote the solution: the teacher's or the student's model name
     verification: str = ""  # how ground truth accepted it (the expected answer and the check)
     category: str = ""  # the scenario's category (gsm_symbolic: its problem template)
+    form: Literal["program", "answer"] = "program"
 
 
 class Strategy(BaseModel):
@@ -248,6 +251,8 @@ class Strategy(BaseModel):
         """How the entry appears in the student's prompt."""
         if self.kind == "example" and self.worked is not None:  # as text, for students without a code tool
             w = self.worked
+            if w.form == "answer":
+                return f"[{self.id}] {self.title}\n  Request: {w.question}\n  Correct answer: {w.answer}"
             return (f"[{self.id}] {self.title}\n  Problem: {w.question}\n  Program:\n{w.program.strip()}\n"
                     f"  Output: {w.output.strip()}\n  Answer: {w.answer}")
         hints = "".join(f"\n  - tool: {h}" for h in self.tool_hints)

@@ -126,11 +126,15 @@ def test_calls_written_as_text_are_decoded() -> None:
     assert call_text("f", {"a": "b", "n": None}) == "f(a='b', n=None)"
 
 
-def test_the_split_is_a_fixed_70_30_hash_of_the_id(task: BfclTask) -> None:
+def test_the_split_is_a_fixed_55_15_30_hash_of_the_id(task: BfclTask) -> None:
     train, held = task.scenarios("train", 10_000, seed=1), task.scenarios("heldout", 10_000, seed=99)
-    assert not {s.id for s in train} & {s.id for s in held}
-    assert len(train) + len(held) == len(task.items)
-    assert 0.62 < len(train) / len(task.items) < 0.78
+    val = task.scenarios("validation", 10_000, seed=3)
+    assert not {s.id for s in train} & {s.id for s in held} and not {s.id for s in val} & ({s.id for s in train}
+                                                                                         | {s.id for s in held})
+    assert len(train) + len(val) + len(held) == len(task.items) and task.validation_split
+    assert 0.47 < len(train) / len(task.items) < 0.63 and 0.09 < len(val) / len(task.items) < 0.21
+    assert all(in_train_split(s.metadata["bfcl_id"]) for s in val), "validation is carved from train"
+    assert not any(in_train_split(s.metadata["bfcl_id"]) for s in held), "held-out items are the same as before"
     assert {s.id for s in task.scenarios("train", 10_000, seed=5)} == {s.id for s in train}  # seeds only reorder
     assert all(s.metadata["split"] == "train" and in_train_split(s.metadata["bfcl_id"]) for s in train)
     sc = train[0]

@@ -8,6 +8,10 @@ verified program serves as well as the failure's own). A verified solution
 filters the teacher's mistakes out, which is how a small student can end up above its teacher. Like
 every candidate, an example then has to show a measured effect on fresh siblings before admission.
 
+Where the answer itself is the solution (``Task.example_form`` "answer": BFCL's call, graded as written), the
+teacher plays the task's own episode instead, with the student's functions, and a call the check accepts is
+the example (``_try_answer``).
+
 When the teacher finds none, the student's own attempts are tried (``student_example``): a few sampled
 runs of the failed scenario, decoded as one batch; a run whose answer ground truth accepts gives its
 program and output, an example in the student's own words (it solves that problem only *sometimes*, which
@@ -66,15 +70,16 @@ def harvest_example(ctx: BuildContext, sc: Scenario, *, tries: int = TEACHER_TRI
     gets wrong again; other numbers of the same template it often gets right); without siblings, sampled
     tries on ``sc``. What is reported on failure (``program``, ``reason``) is always about ``sc`` itself.
     """
-    tool = code_tool(ctx.student.tools)
-    if tool is None or sc.answer is None:
+    tool, form = code_tool(ctx.student.tools), ctx.task.example_form
+    if sc.answer is None or (tool is None and form == "program"):
         return Harvest(None, reason="the task has no code tool or no ground truth")
     others = (ctx.task.siblings(sc, tries - 2, ctx.config.seed) or []) if siblings and tries > 2 else []
     plan = [(sc, 0.0), *[(sc, temperature)] * (tries - 1 - len(others)), *[(o, 0.0) for o in others]][:tries]
     last = Harvest(None, reason="no program")
     for i, (problem, temp) in enumerate(plan):
         try:
-            found = _try(ctx, problem, tool, temp, ctx.config.seed + i)
+            found = (_try(ctx, problem, tool, temp, ctx.config.seed + i) if form == "program" and tool
+                     else _try_answer(ctx, problem, temp, ctx.config.seed + i))
         except TeacherError as exc:
             return Harvest(None, last.program, last.output, f"teacher failed: {str(exc).splitlines()[0]}", i + 1)
         if isinstance(found, WorkedExample):
@@ -110,11 +115,44 @@ def _try(ctx: BuildContext, sc: Scenario, tool: str, temperature: float, seed: i
                          verification=f"ground truth {sc.answer}: {verdict.reasons or 'accepted'}")
 
 
+class _TeacherOnTheTask:
+    """The teacher, shaped like the student a task's own episode drives (``llm``, ``temperature``, ``retrieve``
+    ...): its calls go to the teacher's log, under the purpose ``solve_example``."""
+
+    def __init__(self, teacher: Any, *, temperature: float, seed: int, max_tokens: int = 400) -> None:
+        self.teacher, self.llm = teacher, self
+        self.temperature, self.seed, self.max_tokens = temperature, seed, max_tokens
+        self.log, self.model_spec = None, teacher.model
+
+    def chat_stream(self, messages: Any, **params: Any) -> Any:
+        return self.teacher.chat_stream(messages, purpose="solve_example", **params)
+
+    def retrieve(self, question: str, task: str | None = None) -> list[Any]:
+        return []
+
+
+def _try_answer(ctx: BuildContext, sc: Scenario, temperature: float, seed: int
+                ) -> WorkedExample | tuple[str, str, str]:
+    """One teacher try at ``sc`` on the task's own episode, for tasks whose answer is the solution: the answer
+    the check accepts as an example, or (answer, "", why it failed); raises ``TeacherError`` like ``_try``."""
+    solver = _TeacherOnTheTask(ctx.teacher, temperature=temperature, seed=seed)
+    attempt = run_attempt(ctx.task, solver, sc, strategies=[])
+    answer = attempt.answer.strip()
+    if not answer:
+        return "", "", "the teacher gave no answer"
+    verdict = judge(ctx.task, sc, attempt)
+    if not verdict.correct:
+        return answer, "", f"its answer failed the check ({verdict.reasons[:160]})"
+    return WorkedExample(question=sc.question, program=answer, answer=answer, solver=ctx.teacher.model,
+                         category=sc.category, form="answer",
+                         verification=f"ground truth {sc.answer}: {verdict.reasons or 'accepted'}")
+
+
 def student_example(ctx: BuildContext, sc: Scenario, *, samples: int = STUDENT_SAMPLES,
                     temperature: float = 0.7) -> WorkedExample | None:
     """A verified solution of ``sc`` from the student's own sampled attempts (run at once), or None."""
-    tool = code_tool(ctx.student.tools)
-    if tool is None or sc.answer is None or samples < 1:
+    tool, form = code_tool(ctx.student.tools), ctx.task.example_form
+    if sc.answer is None or samples < 1 or (tool is None and form == "program"):
         return None
 
     def one(i: int) -> WorkedExample | None:
@@ -124,13 +162,17 @@ def student_example(ctx: BuildContext, sc: Scenario, *, samples: int = STUDENT_S
             attempt = run_attempt(ctx.task, student, sc, strategies=[])
         if not judge(ctx.task, sc, attempt).correct:
             return None
+        verification = f"ground truth {sc.answer}: the student's sampled run {i + 1} of {samples}"
+        if form == "answer":  # the accepted answer is the example
+            return WorkedExample(question=sc.question, program=attempt.answer.strip(), answer=attempt.answer.strip(),
+                                 solver=ctx.student.model_spec, category=sc.category, form="answer",
+                                 verification=verification)
         ran = [c for c in attempt.tool_calls if c.name == tool and not c.error and c.arguments.get("code")]
         if not ran or answer_key(ran[-1].result) != answer_key(attempt.answer):
             return None  # right, but not by the program it ran: nothing to show
         return WorkedExample(question=sc.question, program=str(ran[-1].arguments["code"]).strip(),
                              output=ran[-1].result.strip(), answer=str(answer_key(attempt.answer)),
-                             solver=ctx.student.model_spec, category=sc.category,
-                             verification=f"ground truth {sc.answer}: the student's sampled run {i + 1} of {samples}")
+                             solver=ctx.student.model_spec, category=sc.category, verification=verification)
 
     with ThreadPoolExecutor(samples, thread_name_prefix="agentkd-harvest") as pool:
         found = list(pool.map(one, range(samples)))

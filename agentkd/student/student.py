@@ -188,7 +188,7 @@ class Student:
 
     def _demonstrable(self, entry: Strategy) -> bool:
         """An example is shown as a prior exchange when the student writes code, as text otherwise."""
-        return entry.worked is not None and code_tool(self.tools) is not None
+        return entry.worked is not None and entry.worked.form == "program" and code_tool(self.tools) is not None
 
     def demonstration(self, example: WorkedExample, instructions: str) -> list[Message]:
         """A worked example as the exchange the student itself would have had: question, code, output, answer."""

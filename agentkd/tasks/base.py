@@ -61,6 +61,11 @@ class Task(ABC):
     teacher: StructuredModel | None = None  # writes and grades the scenarios ("teacher" in model_roles)
     customer: Customer | None = None  # plays the simulated customer ("customer" in model_roles)
     customer_view: Literal["roles", "transcript"] | None = None  # how the customer sees the talk (None: no customer)
+    # a worked example is a verified program ("program": the student runs code) or the verified answer itself
+    # ("answer": BFCL's call, graded as written); one example covers its category when categories are problem
+    # templates (gsm_symbolic), not when they are broad kinds of item (BFCL's argument shapes)
+    example_form: Literal["program", "answer"] = "program"
+    example_covers_category: bool = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -301,8 +306,20 @@ def require_validation(task: object) -> None:
 
 def in_train_split(item_id: str, *, train_fraction: float = 0.7, salt: str = "agentkd-split-v1") -> bool:
     """A fixed, seed-independent split: a hash of the id decides, so builds never see held-out items."""
+    return _hashed(item_id, salt) < train_fraction
+
+
+def split_of(item_id: str, *, train_fraction: float = 0.7, validation_fraction: float = 0.0,
+             salt: str = "agentkd-split-v1") -> Split:
+    """``in_train_split`` with a validation split carved from the end of train (the held-out items stay the
+    same): the pack gate's items, which neither builds nor held-out evaluations use."""
+    h = _hashed(item_id, salt)
+    return "train" if h < train_fraction - validation_fraction else "validation" if h < train_fraction else "heldout"
+
+
+def _hashed(item_id: str, salt: str) -> float:
     digest = hashlib.sha256(f"{salt}:{item_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < train_fraction
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def package_dir(package: str, install: str) -> Path:

@@ -7,8 +7,9 @@ function-calling models (``bfcl_eval/model_handler/utils.py: convert_to_tool`` w
 graded by BFCL's AST checker (``bfcl_checker``) against the item's possible answers. A reply in text
 is decoded as Python call syntax, as BFCL does for prompting models, so ``check`` grades text too.
 
-BFCL has no train/test split: a salted hash of each item's id puts it in train or held-out (70/30 by
-default), independent of any seed, so builds never see held-out items.
+BFCL has no train/test split: a salted hash of each item's id puts it in train, validation or held-out
+(55/15/30 by default), independent of any seed, so builds never see validation or held-out items; the
+validation split is the pack gate's.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 from agentkd.errors import TaskError
 from agentkd.prompts import render
 from agentkd.schema import Attempt, Message, Scenario, Strategy, ToolCallRecord, Verdict
-from agentkd.tasks.base import Split, Task, in_train_split, package_dir
+from agentkd.tasks.base import Split, Task, package_dir, split_of
 from agentkd.tasks.bfcl_checker import ast_checker, fc_name
 from agentkd.tasks.episode import Stopwatch, StudentLike, chat, choose_strategies
 
@@ -146,6 +147,8 @@ class BfclTask(Task):
     """BFCL simple / multiple: one function call per question, graded by BFCL's AST checker."""
 
     instructions = "Answer with one call of the right function, written as name(argument=value, ...)."
+    example_form = "answer"  # a worked example is a verified call: the request, its functions and the call
+    example_covers_category = False  # a category is an argument shape: one example does not cover it
     strategy_focus = (
         "The student answers with one call of one of the offered functions; nothing is executed and it has no "
         "Python tool, so the lesson is how to choose the function and fill its arguments, not how to compute the "
@@ -153,12 +156,14 @@ class BfclTask(Task):
         "function does not have, a value of the wrong type or format, a value not taken exactly from the request."
     )
 
-    def __init__(self, category: str = "simple", *, train_fraction: float = 0.7, force_call: bool = False,
-                 data_dir: str | Path | None = None) -> None:
+    validation_split = True
+
+    def __init__(self, category: str = "simple", *, train_fraction: float = 0.7, validation_fraction: float = 0.15,
+                 force_call: bool = False, data_dir: str | Path | None = None) -> None:
         if category not in FILES:
             raise TaskError(f"unknown BFCL category {category!r}", hint=f"use one of: {', '.join(FILES)}")
         self.category, self.name = category, f"bfcl:{category}"
-        self.train_fraction, self.force_call = train_fraction, force_call
+        self.train_fraction, self.validation_fraction, self.force_call = train_fraction, validation_fraction, force_call
         self.dir = Path(data_dir) if data_dir else package_dir("bfcl_eval", INSTALL) / "data"
 
     @cached_property
@@ -185,7 +190,7 @@ class BfclTask(Task):
         question = "\n".join(m["content"] for m in item["question"][0] if m["role"] == "user")
         expected = next(iter(item["ground_truth"][0]))
         truth = ground_truth_call(item["ground_truth"][0])
-        split = "train" if in_train_split(item_id, train_fraction=self.train_fraction) else "heldout"
+        split = self._split(item_id)
         functions = "\n".join(f"- {signature(fn)}" for fn in item["function"])
         return Scenario(
             id=f"bfcl-{item_id}",
@@ -199,10 +204,13 @@ class BfclTask(Task):
 
     def scenarios(self, split: Split, n: int, seed: int) -> list[Scenario]:
         """``n`` items of the split, in a seeded order."""
-        want = split == "train"
-        ids = sorted(i for i in self.items if in_train_split(i, train_fraction=self.train_fraction) == want)
+        want = "heldout" if split.startswith("heldout") else split
+        ids = sorted(i for i in self.items if self._split(i) == want)
         random.Random(seed).shuffle(ids)
         return [self.scenario(i) for i in ids[:n]]
+
+    def _split(self, item_id: str) -> Split:
+        return split_of(item_id, train_fraction=self.train_fraction, validation_fraction=self.validation_fraction)
 
     def scenarios_for(self, category: str, n: int, seed: int, difficulty: int = 1) -> list[Scenario]:
         pool = [sc for sc in self.scenarios("train", len(self.items), seed) if sc.category == category]
@@ -221,8 +229,8 @@ class BfclTask(Task):
         """One function-calling turn: the question with the functions offered as tools; nothing is executed."""
         clock, item = Stopwatch(), self.item(scenario)
         question = [dict(m) for m in item["question"][0]]
-        query = "\n".join(m["content"] for m in question if m["role"] == "user")
-        chosen = choose_strategies(student, query, scenario.task, strategies)
+        # retrieved by the request and its functions: the text a worked example's question holds
+        chosen = choose_strategies(student, scenario.question, scenario.task, strategies)
         system = [{"role": "system", "content": render("bfcl_system.md", strategies=[s.render() for s in chosen])}]
         messages: list[Message] = [*(system if chosen else []), *question]
         result = chat(student, messages, self.tools_for(scenario), purpose="bfcl",
