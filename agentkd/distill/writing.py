@@ -63,6 +63,8 @@ def harvest_text(harvest: Harvest) -> str:
     if not harvest.program:
         return ""
     verdict = "it is verified correct" if harvest.example is not None else harvest.reason
+    if not harvest.output and (harvest.example is None or harvest.example.form == "answer"):  # an answer, not run
+        return f"{harvest.program.strip()}\n({verdict})"
     return f"{harvest.program.strip()}\n(it printed {harvest.output.strip()[:200]!r}: {verdict})"
 
 
