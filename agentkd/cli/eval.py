@@ -104,7 +104,8 @@ def eval_command(
                                                        "for all), e.g. a gsm_symbolic pack on another task.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default $AGENTKD_HOME/evals/<task>-<time>).")
                    ] = None,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out, keeping finished items.")
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out, keeping finished items "
+                                          "(the pack gate's too, in --out/gate).")
                       ] = False,
     write_manifest: Annotated[bool, typer.Option(help="Record the measured effect in the pack manifest "
                                                  "(--manifest, default <pack>/manifest.yaml).")] = False,
@@ -160,7 +161,7 @@ def eval_command(
 
         gated = pack or manifest_path(manifest or Path(MANIFEST)).parent
         gate = gate_pack(settings, task=task, library=str(gated), n=gate_n, alpha=gate_alpha, out=out / "gate",
-                         retire=True, pack=gated, retrieval_task=retrieval_task)
+                         retire=True, pack=gated, retrieval_task=retrieval_task, resume=resume)
     with EvalDisplay(console) as display:
         result = run_eval(settings, config, progress=display.update)
     table = Table(title=f"{result.task} ({result.split}, {result.n} items, seed {result.seed})")

@@ -41,12 +41,13 @@ def show_gate(report: GateReport) -> None:
 
 
 def gate_pack(settings: Settings, *, task: str, library: str, n: int, alpha: float, out: Path, retire: bool,
-              pack: Path | None = None, retrieval_task: str | None = None) -> GateReport:
+              pack: Path | None = None, retrieval_task: str | None = None, resume: bool = False) -> GateReport:
     """Run the gate, show it, retire the blamed entries (unless ``retire`` is off); raise GateFailed if worse."""
     from agentkd.eval.gate import retire_blamed, run_gate
     from agentkd.library import Library
 
-    report = run_gate(settings, task=task, library=library, n=n, alpha=alpha, out=out, retrieval_task=retrieval_task)
+    report = run_gate(settings, task=task, library=library, n=n, alpha=alpha, out=out, retrieval_task=retrieval_task,
+                      resume=resume)
     show_gate(report)
     if report.passed:
         console.print(f"[green]✓[/] not worse than the student alone in any of {len(report.categories)} categories, "

@@ -81,9 +81,11 @@ def _judge(category: str, items: list[tuple[Any, Any]], alpha: float, *, net: bo
 
 def run_gate(settings: Settings, *, task: str, library: str, n: int = GATE_ITEMS, alpha: float = GATE_ALPHA,
              out: Path, parts: Any = None, task_source: TaskSource | None = None, max_tokens: int | None = None,
-             retrieval_task: str | None = None, progress: Progress = lambda event, **data: None) -> GateReport:
+             retrieval_task: str | None = None, resume: bool = False,
+             progress: Progress = lambda event, **data: None) -> GateReport:
     """Measure ``library`` (a pack directory, or ``collection@location``) against the student alone on ``n``
-    validation items of ``task`` and judge it; retires nothing (``retire_blamed`` does)."""
+    validation items of ``task`` and judge it; retires nothing (``retire_blamed`` does). ``resume`` keeps the
+    finished items of an earlier run in ``out`` (``agentkd eval --resume``)."""
     from agentkd.eval.runner import EvalConfig, run_eval
     from agentkd.parts import load_task
 
@@ -91,7 +93,7 @@ def run_gate(settings: Settings, *, task: str, library: str, n: int = GATE_ITEMS
     require_validation(source)
     arm = f"student+library:{library}"
     config = EvalConfig(task=task, split="validation", n=n, seed=settings.seed, arms=f"{BASELINE},{arm}", out=out,
-                        max_tokens=max_tokens, retrieval_task=retrieval_task,
+                        max_tokens=max_tokens, retrieval_task=retrieval_task, resume=resume,
                         command=f"agentkd library gate --task {task} --n {n} --alpha {alpha} ({library})")
     result = run_eval(settings, config, parts=parts, task=source, progress=progress)
     report = judge_gate(result, arm, alpha=alpha, library=library)
