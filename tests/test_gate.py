@@ -169,10 +169,14 @@ def test_a_real_gate_retires_the_entry_that_makes_a_category_worse(
     assert by["lotus"].worse and by["lotus"].blamed == ["s-phrase"] and report.worse == ["lotus"]
     assert not by["orchid"].worse and by["orchid"].helped >= 4
     assert report.digest == entries_digest(pack) and Path(report.results).is_file()
-    calls = (tmp_path / "gate" / "calls.jsonl").read_text().count("\n")
+    def decoded() -> int:
+        return (tmp_path / "gate" / "calls.jsonl").read_text().count('"role": "student"')
+
+    calls = decoded()
+    assert calls > 0, "the first gate decoded its items"
     again = run_gate(settings, task="gate", library=str(pack), n=10, out=tmp_path / "gate", task_source=GateTask(),
                      max_tokens=24, resume=True)  # `agentkd eval --resume --write-manifest`: nothing is decoded again
-    assert (tmp_path / "gate" / "calls.jsonl").read_text().count("\n") == calls
+    assert decoded() == calls
     assert [c.model_dump() for c in again.categories] == [c.model_dump() for c in report.categories]
     retire_blamed(report, pack=pack)
     # retired although it helps the Orchid Club: the student does not know an item's club (its category), so

@@ -207,7 +207,7 @@ class Nodes:
     def _covered(self, state: BuildState) -> set[str]:
         """Categories that already have an admitted worked example (this build's or the library's): they need
         no more scenarios (none, where a category is a broad kind of item that one example does not cover)."""
-        if not self.ctx.task.example_covers_category:
+        if not getattr(self.ctx.task, "example_covers_category", True):  # a plain source: Task's default
             return set()
         covered = {o.scenario.category for o in state.outcomes if o.admitted and o.admitted.startswith("e-")}
         return covered | (example_categories(self.ctx.library, self.ctx.task.name) or set())
