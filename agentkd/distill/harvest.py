@@ -32,7 +32,7 @@ from agentkd.prompts import render
 from agentkd.schema import Attempt, Scenario, WorkedExample
 from agentkd.student.agent_loop import code_tool, extract_code
 from agentkd.student.voting import answer_key
-from agentkd.tasks.base import run_attempt
+from agentkd.tasks.base import as_task, run_attempt
 
 STUDENT_SAMPLES = 4  # sampled runs of the student on a failure the teacher could not solve
 # the teacher's tries per scenario, the first greedy, the second sampled; more go to siblings (``tries`` > 2).
@@ -70,7 +70,7 @@ def harvest_example(ctx: BuildContext, sc: Scenario, *, tries: int = TEACHER_TRI
     gets wrong again; other numbers of the same template it often gets right); without siblings, sampled
     tries on ``sc``. What is reported on failure (``program``, ``reason``) is always about ``sc`` itself.
     """
-    tool, form = code_tool(ctx.student.tools), ctx.task.example_form
+    tool, form = code_tool(ctx.student.tools), as_task(ctx.task).example_form
     if sc.answer is None or (tool is None and form == "program"):
         return Harvest(None, reason="the task has no code tool or no ground truth")
     others = (ctx.task.siblings(sc, tries - 2, ctx.config.seed) or []) if siblings and tries > 2 else []
@@ -151,7 +151,7 @@ def _try_answer(ctx: BuildContext, sc: Scenario, temperature: float, seed: int
 def student_example(ctx: BuildContext, sc: Scenario, *, samples: int = STUDENT_SAMPLES,
                     temperature: float = 0.7) -> WorkedExample | None:
     """A verified solution of ``sc`` from the student's own sampled attempts (run at once), or None."""
-    tool, form = code_tool(ctx.student.tools), ctx.task.example_form
+    tool, form = code_tool(ctx.student.tools), as_task(ctx.task).example_form
     if sc.answer is None or samples < 1 or (tool is None and form == "program"):
         return None
 

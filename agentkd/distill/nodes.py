@@ -35,7 +35,7 @@ from agentkd.distill.writing import (
 )
 from agentkd.errors import TeacherError
 from agentkd.schema import Attempt, Provenance, Scenario, Strategy, Verdict
-from agentkd.tasks.base import run_attempt
+from agentkd.tasks.base import as_task, run_attempt
 
 
 class Candidate(BaseModel):
@@ -207,7 +207,7 @@ class Nodes:
     def _covered(self, state: BuildState) -> set[str]:
         """Categories that already have an admitted worked example (this build's or the library's): they need
         no more scenarios (none, where a category is a broad kind of item that one example does not cover)."""
-        if not getattr(self.ctx.task, "example_covers_category", True):  # a plain source: Task's default
+        if not as_task(self.ctx.task).example_covers_category:
             return set()
         covered = {o.scenario.category for o in state.outcomes if o.admitted and o.admitted.startswith("e-")}
         return covered | (example_categories(self.ctx.library, self.ctx.task.name) or set())

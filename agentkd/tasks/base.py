@@ -156,6 +156,8 @@ class TaskAdapter(Task):
     teacher = _delegate("teacher", None)
     customer = _delegate("customer", None)
     customer_view = _delegate("customer_view", None)
+    example_form = _delegate("example_form", "program")
+    example_covers_category = _delegate("example_covers_category", True)
 
     def __init__(self, source: object) -> None:
         self.source: Any = source
