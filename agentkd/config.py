@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     iterations: int = Field(6, description="Rounds of plan → generate → attempt → judge → write → admit, at most: "
                             "the time budget (build_minutes) usually ends the loop first.")
     build_minutes: float = Field(
-        9.0, ge=0, description="Wall-time budget of one build, models and held-out measurement included (0: none). "
+        9.5, ge=0, description="Wall-time budget of one build, models and held-out measurement included (0: none). "
         "The student-alone arm runs first and its time is kept for the with-library arm; rounds and candidates "
         "start only while the time a candidate takes on this machine is left."
     )
@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         "(where a candidate can make a difference) from those it always or never solves, measured first; 0 (the "
         "default, a third of the cost): no probe, items drawn a few pairs at a time, measuring stops when the rule "
         "can no longer admit."
+    )
+    prose: str = Field(
+        "auto", pattern="^(auto|on|off)$", description="Written (prose) entries when a failure has no verified "
+        "worked example: on, off, or auto (as the task says: off for reasoning-gym tasks, whose items programs solve; "
+        "in the math builds the 0.5B student used prose entries almost never, 1 admitted of the 30+ tested against 30 "
+        "worked examples, and each one tested holds the student for a candidate's trials; benchmarks/examples.md)."
     )
     max_strategies: int = Field(3, description="Entries the teacher writes per round, from the first failures judged "
                                 "(the time budget decides how many rounds).")

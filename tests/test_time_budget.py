@@ -15,7 +15,7 @@ from agentkd.distill.flight import FIRST_CANDIDATE_S
 from agentkd.distill.nodes import BuildState, Nodes
 from agentkd.eval.heldout import ArmResult, run_arm
 from agentkd.library import Library
-from agentkd.schema import Strategy
+from agentkd.schema import Provenance, Strategy, WorkedExample
 from agentkd.student.student import Student
 from agentkd.tools import ToolBox
 from tests.loopkit import STRATEGY, PassPhraseTask
@@ -60,7 +60,18 @@ def test_the_library_arm_reuses_the_alone_answer_where_nothing_is_retrieved(tmp_
     items = task.scenarios("heldout", 2, seed=1)
     alone = run_arm("student alone", student, task, items, use_library=False)
     ctx = BuildContext(teacher=None, student=student, library=library, task=task)  # type: ignore[arg-type]
-    assert _reserve(ctx, ArmResult("a", wall=80.0), seed=3)() == 0.0, "an empty library: nothing to decode again"
+    reserve = _reserve(ctx, ArmResult("a", wall=80.0), seed=3)
+    assert reserve() == 0.0, "an empty library: nothing to decode again"
+    fields = {k: STRATEGY[k] for k in ("kind", "title", "trigger", "body")}
+    pending = Strategy(id="s-pending", tasks=[task.name], **fields)
+    ctx.pending[pending.id] = pending  # written, being measured: if admitted late, its arm must still fit
+    assert reserve() == 80.0, "a written entry in flight is retrieved for every question: the whole arm is kept"
+    far = Strategy.from_example(WorkedExample(question="Name the capital of a country.", program="print(1)", output="1",
+                                              answer="1", solver="teacher", verification="v"), task=task.name,
+                                  provenance=Provenance())
+    ctx.pending = {far.id: far}
+    assert reserve() == 0.0, "a pending worked example counts only where it is close enough to be shown"
+    ctx.pending = {}
     empty = run_arm("student + library", student, task, items, use_library=True, reuse=alone)
     assert empty.reused == 2 and empty.completion_tokens == 0 and empty.correct == alone.correct
     assert [i["answer"] for i in empty.items] == [i["answer"] for i in alone.items]
@@ -143,6 +154,29 @@ def test_no_written_entry_starts_once_the_harvest_has_used_the_time() -> None:
     nodes._flight.started = {"sc-0": 0.0, "sc-1": 0.0}  # another candidate is measuring while this one would be written
     result = nodes._write_one(sc, Attempt(scenario_id="sc-1", answer="x"), [])
     assert isinstance(result, dict) and "beside 1 in flight" in result["reason"]
+
+
+def test_a_task_that_says_so_gets_no_written_entry_when_the_harvest_finds_no_example(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentkd.distill import nodes as nodes_module
+    from agentkd.distill.harvest import Harvest
+    from agentkd.schema import Attempt, Scenario
+
+    monkeypatch.setattr(nodes_module, "harvest_example", lambda ctx, sc: Harvest(None, reason="wrong answer"))
+    monkeypatch.setattr(nodes_module, "student_example", lambda ctx, sc: None)
+
+    nodes = _nodes(None)
+    nodes.ctx.config.examples = False
+    nodes.ctx.task.written_entries = False  # type: ignore[attr-defined]  # e.g. reasoning-gym: programs solve it
+    nodes.ctx.teacher = type("T", (), {"model": "teacher"})()  # type: ignore[assignment]  # never asked
+    nodes.ctx.student = type("S", (), {"model_spec": "student"})()  # type: ignore[assignment]
+    sc = Scenario(id="sc-1", task="passphrase", question="q", category="c")
+    assert nodes._writes_prose(), "without worked examples a written entry is all the loop has"
+    nodes.ctx.config.examples = True
+    result = nodes._write_one(sc, Attempt(scenario_id="sc-1", answer="x"), [])
+    assert nodes._writes_prose() is False and isinstance(result, dict) and "prose entries are off" in result["reason"]
+    nodes.ctx.config.prose = "on"
+    assert nodes._writes_prose(), "the setting overrides the task"
 
 
 def test_a_candidate_costs_the_time_in_flight_per_decision_not_its_own_overlapping_latency(

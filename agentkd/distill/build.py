@@ -22,7 +22,7 @@ from agentkd.errors import ConfigError, RunStateError
 from agentkd.eval.heldout import ArmResult, run_arm
 from agentkd.models.runlog import RunLog, Usage
 from agentkd.parts import attach_teacher, ensure_models, load_task, open_parts, open_teacher
-from agentkd.schema import Progress
+from agentkd.schema import Progress, Strategy
 from agentkd.tasks import TaskSource
 from agentkd.tasks.base import limited
 
@@ -286,21 +286,39 @@ RESERVE_PROBES = 30  # train questions that estimate where the library retrieves
 
 
 def _reserve(ctx: BuildContext, alone: ArmResult, seed: int) -> Callable[[], float]:
-    """Seconds the with-library arm will take with the library as it is now: the student-alone arm's time
-    times the share of questions it would retrieve an entry for (only those are decoded again). The share is
-    estimated on train questions of the same task, never on the held-out ones; recomputed when the library grows."""
+    """Seconds the with-library arm will take with the library as it is now, and as if every candidate in
+    flight were admitted (``ctx.pending``: a late admission must not find the arm's time spent): the
+    student-alone arm's time times the share of questions that would retrieve an entry (only those are decoded
+    again). The share is estimated on train questions of the same task, never on the held-out ones; a pending
+    entry counts where it is close enough to be retrieved (``_would_show``)."""
     questions = [sc.question for sc in ctx.task.scenarios("train", RESERVE_PROBES, seed=seed + 7_777_777)]
-    known: dict[int, float] = {}
+    stored: dict[int, list[bool]] = {}  # per library size: which questions retrieve an entry
+    shown: dict[str, list[bool]] = {}  # per pending candidate: which questions it would be shown for
     count = getattr(ctx.library, "count", None)
 
     def reserve() -> float:
         size = count() if count is not None else -1
-        if size not in known:
-            hits = sum(bool(ctx.student.retrieve(q, ctx.task.name)) for q in questions)
-            known[size] = alone.wall * hits / max(len(questions), 1) if size != 0 else 0.0
-        return known[size]
+        if size not in stored:
+            stored[size] = [size != 0 and bool(ctx.student.retrieve(q, ctx.task.name)) for q in questions]
+        hits = stored[size]
+        for cid, entry in list(ctx.pending.items()):
+            if cid not in shown:
+                shown[cid] = _would_show(ctx.student, entry, questions)
+            hits = [h or w for h, w in zip(hits, shown[cid], strict=True)]
+        return alone.wall * sum(hits) / max(len(questions), 1)
 
     return reserve
+
+
+def _would_show(student: Any, entry: Strategy, questions: list[str]) -> list[bool]:
+    """Which questions an entry not yet in the library would be shown for: those as close to it as retrieval
+    requires (``example_min_score`` for a worked example, the retriever's relevance floor for a written one)."""
+    from agentkd.library.embedder import get_embedder
+    from agentkd.library.retrieval import DEFAULT_MIN_SCORE
+
+    floor = student.example_min_score if entry.kind == "example" else DEFAULT_MIN_SCORE
+    vectors = get_embedder().embed([entry.embedding_text(), *questions])
+    return [float(x) >= floor for x in vectors[1:] @ vectors[0]]
 
 
 def example_coverage(task: TaskSource, library: Any) -> tuple[int, int] | None:

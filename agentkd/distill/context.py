@@ -41,6 +41,7 @@ class BuildConfig:
     student_concurrency: int = 1  # episodes at once: a server's slots, or an in-process batch's width
     teacher_solves: bool = True  # the teacher solves the failed scenario first, for contrast
     examples: bool = True  # a failure's verified teacher program becomes an ``example`` candidate
+    prose: str = _default("prose")  # written entries without a verified example: auto (not for programs), on, off
     seed: int = _default("seed")
     budget: Budget = field(default_factory=Budget)
 
@@ -49,7 +50,8 @@ class BuildConfig:
         """The build the settings (environment and overrides) describe."""
         return cls(iterations=settings.iterations, batch_size=settings.batch_size,
                    max_strategies_per_iteration=settings.max_strategies, admission_items=settings.admission_items,
-                   alpha=settings.admission_alpha, probe_temperature=settings.probe_temperature, seed=settings.seed)
+                   alpha=settings.admission_alpha, probe_temperature=settings.probe_temperature, seed=settings.seed,
+                   prose=settings.prose)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class BuildContext:
     student_turns: threading.Semaphore = field(init=False)  # whole episodes, so the KV cache stays warm
     probes: dict[tuple[str, int], Any] = field(default_factory=dict)  # probed items per (category, round)
     reserve: Callable[[], float] = lambda: 0.0  # seconds the build needs after the loop (its with-library arm)
+    pending: dict[str, Strategy] = field(default_factory=dict)  # candidates written, not yet decided (the reserve)
 
     def __post_init__(self) -> None:
         self.student_turns = threading.Semaphore(max(self.config.student_concurrency, 1))

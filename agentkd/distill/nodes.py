@@ -304,7 +304,16 @@ class Nodes:
         result = self._write_one(state.scenario, state.attempt, state.peers)
         if not isinstance(result, Candidate):  # nothing to decide: it no longer counts as in flight
             self._flight.ended(state.scenario.id, decided=False)
+        else:  # until it is decided, the with-library arm's share counts it as admitted (the reserve)
+            self.ctx.pending[result.strategy.id] = result.strategy
         return {"candidate": result} if isinstance(result, Candidate) else {"rejected": result}
+
+    def _writes_prose(self) -> bool:
+        """Whether a failure without a verified example gets a written entry (``Settings.prose``)."""
+        mode = self.ctx.config.prose
+        if mode in ("on", "off"):
+            return mode == "on"
+        return bool(as_task(self.ctx.task).written_entries) or not self.ctx.config.examples
 
     def _write_one(self, sc: Scenario, at: Attempt, peers: list[Failure]) -> Candidate | dict[str, Any]:
         """A verified worked example of ``sc`` if the harvest finds one, else an entry written from ``sc``
@@ -328,6 +337,10 @@ class Nodes:
                 return Candidate(strategy=Strategy.from_example(harvest.example, task=sc.task, provenance=provenance),
                                  scenario_id=sc.id, solution=harvest_text(harvest) if seen == [sc.id] else "",
                                  seen=seen)
+        if not self._writes_prose():
+            off = "no verified worked example, and prose entries are off for this task (the prose setting)"
+            self.ctx.progress("skipped", scenario=sc.id, reason=off)
+            return {"scenario": sc.id, "reason": off}
         # the harvest took time, and a written entry shares the student with the candidates in flight: it
         # starts only if they all still fit (else it would cut their measurements short at the deadline)
         if (reason := self._no_time_left(max(len(self._flight) - 1, 0))) is not None:
@@ -363,6 +376,7 @@ class Nodes:
         if state.candidate is not None:
             cand = state.candidate.strategy
             result = admit_candidate(self.ctx, cand, sc, state.iteration, seen=state.candidate.seen)
+            self.ctx.pending.pop(cand.id, None)
             outcome.candidate, outcome.solution = cand.title, state.candidate.solution
             self._flight.ended(sc.id, decided=True)
             if result.admitted_id:

@@ -66,6 +66,8 @@ class Task(ABC):
     # templates (gsm_symbolic), not when they are broad kinds of item (BFCL's argument shapes)
     example_form: Literal["program", "answer"] = "program"
     example_covers_category: bool = True
+    # whether a failure with no verified example gets a written (prose) entry when Settings.prose is "auto"
+    written_entries: bool = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -158,6 +160,7 @@ class TaskAdapter(Task):
     customer_view = _delegate("customer_view", None)
     example_form = _delegate("example_form", "program")
     example_covers_category = _delegate("example_covers_category", True)
+    written_entries = _delegate("written_entries", True)
 
     def __init__(self, source: object) -> None:
         self.source: Any = source

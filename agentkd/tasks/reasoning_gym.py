@@ -30,6 +30,9 @@ class ReasoningGymTask(Task):
 
     instructions = "When you know the result, end your reply with a line 'Answer: <number>'."
     validation_split = True
+    # a 0.5B student used written entries of these problems almost never (benchmarks/examples.md: 1 admitted of
+    # 30+ tested in the math builds, against 30 verified programs), and each one tested holds the student
+    written_entries = False
 
     def __init__(self, name: str = "gsm_symbolic") -> None:
         import reasoning_gym
