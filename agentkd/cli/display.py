@@ -65,7 +65,7 @@ class BuildDisplay:
         elif event == "budget":
             self.console.print(f"time budget: {data['seconds'] / 60:.1f} min for the loop (the student-alone arm took "
                                f"{data['arm_seconds']:.0f}s; the with-library arm's share is kept back as entries "
-                               "are admitted)")
+                               "are written)")
         elif event == "plan":
             self.progress.update(self.build, description=f"build: round {data['iteration'] + 1}")
         elif event == "stop":
