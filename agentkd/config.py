@@ -143,5 +143,18 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides: object) -> Settings:
-    """Settings from the environment, with explicit overrides (None values are ignored)."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    """Settings from the environment, with explicit overrides (None values are ignored); an invalid value is a
+    ``ConfigError`` naming the setting, its option and its environment variable."""
+    from pydantic import ValidationError
+
+    from agentkd.errors import ConfigError
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        wrong = "; ".join(f"{'.'.join(str(p) for p in e['loc'])} = {e.get('input')!r}: {e['msg']}"
+                          for e in exc.errors())
+        names = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]})
+        envs = ", ".join(f"AGENTKD_{n.upper()}" for n in names)
+        raise ConfigError(f"invalid setting: {wrong}", hint=f"fix its option on the command line or the environment "
+                          f"variable {envs}; `agentkd <command> --help` says what each option takes") from None

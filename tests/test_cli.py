@@ -46,3 +46,11 @@ def test_unknown_model_name_lists_the_catalog(tmp_path: Path) -> None:
 def test_resume_without_a_run_says_how_to_start_one(tmp_path: Path) -> None:
     out = agentkd("build", "--resume", "last", home=tmp_path)
     assert out.returncode == 2 and "agentkd build" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_an_invalid_setting_names_the_setting_and_its_variable(tmp_path: Path) -> None:
+    out = agentkd("build", "--prose", "maybe", home=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr + out.stdout
+    assert "prose" in out.stderr and "'maybe'" in out.stderr and "AGENTKD_PROSE" in out.stderr
+    out = agentkd("build", "--max-minutes", "-1", home=tmp_path)
+    assert out.returncode == 2 and "build_minutes" in out.stderr and "AGENTKD_BUILD_MINUTES" in out.stderr
