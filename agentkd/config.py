@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agentkd.errors import ConfigError
 
 LOCAL_TEACHER = "local/qwen2.5-coder-1.5b"
 DEFAULT_STUDENT = "qwen2.5-coder-0.5b"
@@ -145,16 +147,12 @@ class Settings(BaseSettings):
 def get_settings(**overrides: object) -> Settings:
     """Settings from the environment, with explicit overrides (None values are ignored); an invalid value is a
     ``ConfigError`` naming the setting, its option and its environment variable."""
-    from pydantic import ValidationError
-
-    from agentkd.errors import ConfigError
-
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     except ValidationError as exc:
-        wrong = "; ".join(f"{'.'.join(str(p) for p in e['loc'])} = {e.get('input')!r}: {e['msg']}"
-                          for e in exc.errors())
-        names = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]})
+        errors = exc.errors()
+        wrong = "; ".join(f"{'.'.join(str(p) for p in e['loc'])} = {e.get('input')!r}: {e['msg']}" for e in errors)
+        names = sorted({str(e["loc"][0]) for e in errors if e["loc"]})
         envs = ", ".join(f"AGENTKD_{n.upper()}" for n in names)
         raise ConfigError(f"invalid setting: {wrong}", hint=f"fix its option on the command line or the environment "
                           f"variable {envs}; `agentkd <command> --help` says what each option takes") from None
