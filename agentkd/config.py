@@ -128,6 +128,11 @@ class Settings(BaseSettings):
         "in the math builds the 0.5B student used prose entries almost never, 1 admitted of the 30+ tested against 30 "
         "worked examples, and each one tested holds the student for a candidate's trials; benchmarks/examples.md)."
     )
+    example_tries: int = Field(
+        2, ge=1, le=12, description="The teacher's tries at a verified worked example of each failure: the first "
+        "greedy, the second sampled, the rest greedy on siblings (other numbers of the same category). More find "
+        "examples for categories the teacher often gets wrong, at a teacher call each (the Quickstart keeps 2)."
+    )
     max_strategies: int = Field(3, description="Entries the teacher writes per round, from the first failures judged "
                                 "(the time budget decides how many rounds).")
 

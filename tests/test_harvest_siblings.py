@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
+from agentkd.config import get_settings
 from agentkd.distill.context import BuildConfig, BuildContext
 from agentkd.distill.harvest import harvest_example
+from agentkd.errors import ConfigError
 from agentkd.schema import Scenario, Verdict
 from agentkd.tasks import Task
 from agentkd.tasks.base import numeric_match
@@ -58,3 +62,11 @@ def test_without_a_verified_program_the_failure_s_own_last_try_is_what_is_report
     alone = harvest_example(_ctx([mine, mine, "```python\nprint(14)\n```"], Doubling()), Doubling.problem(7),
                             tries=3, siblings=False)
     assert alone.example is not None and alone.solved is not None and alone.solved.id == "d-7", "sampled retries"
+
+
+def test_the_number_of_tries_is_a_setting_the_build_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert BuildConfig.from_settings(get_settings(example_tries=4)).example_tries == 4
+    monkeypatch.setenv("AGENTKD_EXAMPLE_TRIES", "6")
+    assert BuildConfig.from_settings(get_settings()).example_tries == 6
+    with pytest.raises(ConfigError, match="AGENTKD_EXAMPLE_TRIES"):
+        get_settings(example_tries=0)

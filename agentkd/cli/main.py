@@ -141,6 +141,7 @@ def build(
     probe_temperature: Annotated[float | None, setting("probe_temperature")] = None,
     max_strategies: Annotated[int | None, setting("max_strategies")] = None,
     prose: Annotated[str | None, setting("prose")] = None,
+    example_tries: Annotated[int | None, setting("example_tries")] = None,
     samples: Annotated[int | None, setting("samples")] = None,
     teacher_concurrency: Annotated[int, typer.Option(help="Teacher calls in flight at once.")] = 4,
     student_api_base: Annotated[str | None, typer.Option(help="Reach the student on an OpenAI-compatible server "
@@ -179,7 +180,8 @@ def build(
                             student_api_base=student_api_base, iterations=iterations, batch_size=batch_size,
                             heldout=heldout, admission_items=admission_items, admission_alpha=alpha,
                             probe_temperature=probe_temperature, max_strategies=max_strategies, samples=samples,
-                            build_minutes=max_minutes, categories=categories, prose=prose)
+                            build_minutes=max_minutes, categories=categories, prose=prose,
+                            example_tries=example_tries)
     if student_concurrency > 1 and not settings.student_api_base:
         raise ConfigError("--student-concurrency > 1 needs a served student; an in-process student already runs "
                           "batch_width episodes at once (AGENTKD_BATCH_WIDTH).",

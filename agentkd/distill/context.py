@@ -41,6 +41,7 @@ class BuildConfig:
     student_concurrency: int = 1  # episodes at once: a server's slots, or an in-process batch's width
     teacher_solves: bool = True  # the teacher solves the failed scenario first, for contrast
     examples: bool = True  # a failure's verified teacher program becomes an ``example`` candidate
+    example_tries: int = _default("example_tries")  # the teacher's tries at it (harvest.py)
     prose: str = _default("prose")  # written entries without a verified example: auto (not for programs), on, off
     seed: int = _default("seed")
     budget: Budget = field(default_factory=Budget)
@@ -51,7 +52,7 @@ class BuildConfig:
         return cls(iterations=settings.iterations, batch_size=settings.batch_size,
                    max_strategies_per_iteration=settings.max_strategies, admission_items=settings.admission_items,
                    alpha=settings.admission_alpha, probe_temperature=settings.probe_temperature, seed=settings.seed,
-                   prose=settings.prose)
+                   prose=settings.prose, example_tries=settings.example_tries)
 
 
 @dataclass

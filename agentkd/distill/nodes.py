@@ -327,7 +327,7 @@ class Nodes:
         )
         harvest = None
         if self.ctx.config.examples:  # a verified program is what a small student can use best
-            harvest = harvest_example(self.ctx, sc)
+            harvest = harvest_example(self.ctx, sc, tries=self.ctx.config.example_tries)
             if harvest.example is None and (own := student_example(self.ctx, sc)) is not None:
                 harvest = Harvest(own, own.program, own.output, "verified (the student's own run)")
             if harvest.example is not None:
