@@ -162,7 +162,7 @@ def test_a_task_that_says_so_gets_no_written_entry_when_the_harvest_finds_no_exa
     from agentkd.distill.harvest import Harvest
     from agentkd.schema import Attempt, Scenario
 
-    monkeypatch.setattr(nodes_module, "harvest_example", lambda ctx, sc: Harvest(None, reason="wrong answer"))
+    monkeypatch.setattr(nodes_module, "harvest_example", lambda ctx, sc, **kw: Harvest(None, reason="wrong answer"))
     monkeypatch.setattr(nodes_module, "student_example", lambda ctx, sc: None)
 
     nodes = _nodes(None)
@@ -235,3 +235,45 @@ def test_trial_runs_start_as_the_student_frees_a_slot_and_are_decided_in_order(m
     assert all(not t.passed_with and t.passed_without for t in m.trials)
     started = {sc for what, sc in log if what == "start"}
     assert len(started) <= len(m.trials) + 2, "at most width // 2 + 1 items go beyond the first undecided one"
+
+
+@pytest.mark.parametrize("fail_every,testable", [(3, True), (40, False)])
+def test_probing_grows_the_pool_until_enough_items_fail_or_calls_the_candidate_untestable(
+        monkeypatch: pytest.MonkeyPatch, fail_every: int, testable: bool) -> None:
+    """A category the student mostly passes: probing draws more items until it holds as many failing ones as
+    the sign test needs helps; where the category has too few, nothing is run and the reason says so."""
+    from agentkd.distill import admission
+    from agentkd.distill import items as items_mod
+    from agentkd.schema import Scenario
+
+    pool = [Scenario(id=f"sc-{i}", task="passphrase", question=f"q{i}", category="c") for i in range(40)]
+    fails = {sc.id for i, sc in enumerate(pool) if i % fail_every == fail_every - 1}
+    draws: list[int] = []
+    with_runs: list[str] = []
+
+    def category_items(ctx: object, category: str, n: int, seed: int, source: object) -> list[Scenario]:
+        draws.append(n)
+        return pool[:n]
+
+    def passes(ctx: object, sc: Scenario, with_: list[Strategy] | None, student: object = None) -> bool:
+        if with_ is not None:
+            with_runs.append(sc.id)
+            return True  # the candidate always helps
+        return sc.id not in fails
+
+    monkeypatch.setattr(items_mod, "category_items", category_items)
+    monkeypatch.setattr(items_mod, "passes", passes)
+    monkeypatch.setattr(admission, "passes", passes)
+    monkeypatch.setattr(admission, "_with", lambda ctx, sc, candidate: [candidate])
+    nodes = _nodes(None)
+    nodes.ctx.config.probe_temperature, nodes.ctx.config.admission_items = 0.7, 8
+    nodes.ctx.student = type("S", (), {})()  # the sampler copies it; the scripted ``passes`` ignores it
+    candidate = Strategy(id="e-x", tasks=["passphrase"], kind="strategy", title="t", trigger="when", body="do")
+    m = admission.measure_candidate(nodes.ctx, candidate, "c", 0)
+    decision = admission.admit(m)
+    assert admission.helps_needed(0.05) == 5
+    if testable:  # 1 in 3 fail: 12 probed give 4, the next 8 give the 5th and more
+        assert draws == [12, 20] and decision.admitted and m.failable is None
+    else:  # 1 in 40 fail: the pool stops at 4 x 8 = 32 items, holding none that fails
+        assert draws == [12, 20, 28, 32] and not decision.admitted and not with_runs and m.failable == 0
+        assert decision.reason.startswith("not testable here: only 0 of the 32 probed items of c fail")
