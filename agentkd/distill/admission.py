@@ -53,6 +53,7 @@ class Measurement(BaseModel):
     available: int = 0  # items the category offered (the rule asks for fewer only when it has fewer)
     stopped: bool = False  # measuring stopped once the rule could no longer admit (futility)
     cut: bool = False  # the build's wall-time budget ended measuring before every item ran
+    failable: int | None = None  # probed items the student failed without it, when fewer than a win needs
 
     @property
     def effect(self) -> Effect:
@@ -109,10 +110,15 @@ def measure_candidate(ctx: BuildContext, candidate: Strategy, category: str, ite
     n = ctx.config.admission_items
     unseen = {*seen, *([source.id] if source is not None else [])}
     if ctx.config.probe_temperature > 0:
-        pool = [p for p in probe_items(ctx, category, n, iteration, source) if p.scenario.id not in unseen]
+        need = helps_needed(ctx.config.alpha)
+        pool = [p for p in probe_items(ctx, category, n, iteration, source, failing=need)
+                if p.scenario.id not in unseen]
         picked = choose(pool, n)
         chosen: list[Probe] | None = picked
         items: list[Scenario] = [p.scenario for p in picked]
+        if (failable := sum(not p.passed for p in picked)) < need:  # no outcome could admit it: run nothing
+            return Measurement(candidate=candidate.id, category=category, iteration=iteration, wanted=n,
+                               available=len(pool), failable=failable)
     else:
         chosen = None
         items = [sc for sc in category_items(ctx, category, n, _seed(ctx, category, iteration), source)
@@ -173,6 +179,11 @@ def _seed(ctx: BuildContext, category: str, iteration: int) -> int:
     return ctx.config.seed + 104_729 * (iteration + 1) + zlib.crc32(category.encode()) % 10_000
 
 
+def helps_needed(alpha: float) -> int:
+    """The fewest helped items (none hurt) with which the sign test admits at level ``alpha``."""
+    return next(k for k in range(1, 64) if admissible(Effect(trials=k, wins_with=k, helped=k), alpha))
+
+
 def _reachable(effect: Effect, can_help: int, alpha: float) -> bool:
     """Whether the rule could still admit, if every remaining item the candidate could help went its way."""
     best = effect.model_copy(update={"trials": effect.trials + can_help, "wins_with": effect.wins_with + can_help,
@@ -187,6 +198,11 @@ def admit(measurement: Measurement, alpha: float = ALPHA) -> Decision:
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(measurement.kinds().items())) or "none"
     detail = f"{describe(effect, alpha)}; items: {kinds}"
     need = min(measurement.wanted, measurement.available)
+    if measurement.failable is not None:
+        return Decision(admitted=False, reason=f"not testable here: only {measurement.failable} of the "
+                        f"{measurement.available} probed items of {measurement.category} fail without it, and "
+                        f"the sign test needs {helps_needed(alpha)} it helps on to reach alpha={alpha}; no trial "
+                        "was run", p_value=p, lower_bound=lower, alpha=alpha)
     if measurement.stopped:
         return Decision(admitted=False, reason=f"did not help: stopped after {effect.trials} items, when even "
                         f"winning every remaining one could not reach alpha={alpha}; {detail}", p_value=p,

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 ItemKind = Literal["sometimes", "never", "always"]
 POOL_FACTOR = 1.5  # items probed per item measured: room to prefer the discriminating ones
+MAX_POOL_FACTOR = 4.0  # while too few of them fail, the pool grows up to this many items per item measured
 _ORDER: dict[str, int] = {"sometimes": 0, "never": 1, "always": 2}
 _LOCK = threading.Lock()  # guards the per-key locks below (a round's branches probe in parallel)
 _KEY_LOCKS: dict[tuple[int, str, int], threading.Lock] = {}
@@ -76,21 +77,33 @@ def _sampler(ctx: BuildContext, sc: Scenario) -> object:
     return student
 
 
-def probe_items(ctx: BuildContext, category: str, n: int, iteration: int, source: Scenario | None = None
-                ) -> list[Probe]:
-    """The round's probed pool for ``category`` (probed once, shared by the round's candidates)."""
+def probe_items(ctx: BuildContext, category: str, n: int, iteration: int, source: Scenario | None = None,
+                failing: int = 0) -> list[Probe]:
+    """The round's probed pool for ``category`` (probed once, shared by the round's candidates).
+
+    ``failing``: how many items the pool should hold that the student fails as configured (the only items
+    a candidate can be seen to help on). While it holds fewer, as in a category the student mostly passes,
+    the pool grows by ``n`` items at a time, up to ``MAX_POOL_FACTOR`` x ``n`` or what the category has.
+    """
     key = (category, iteration)
     with _LOCK:
         lock = _KEY_LOCKS.setdefault((id(ctx.probes), category, iteration), threading.Lock())
     with lock:
         if key not in ctx.probes:
             seed = ctx.config.seed + 104_729 * (iteration + 1) + zlib.crc32(category.encode()) % 10_000
-            pool = category_items(ctx, category, max(n, round(n * POOL_FACTOR)), seed, source)
-            probes = []
-            for sc in pool:
-                passed = passes(ctx, sc, None)
-                sampled = passes(ctx, sc, None, _sampler(ctx, sc)) if ctx.config.probe_temperature > 0 else None
-                probes.append(Probe(sc, passed, sampled))
+            size, cap = max(n, round(n * POOL_FACTOR)), max(n, round(n * MAX_POOL_FACTOR))
+            probes: list[Probe] = []
+            while True:
+                seen = {p.scenario.id for p in probes}
+                drawn = category_items(ctx, category, size, seed, source)
+                fresh = [sc for sc in drawn if sc.id not in seen][: size - len(probes)]
+                for sc in fresh:
+                    passed = passes(ctx, sc, None)
+                    sampled = passes(ctx, sc, None, _sampler(ctx, sc)) if ctx.config.probe_temperature > 0 else None
+                    probes.append(Probe(sc, passed, sampled))
+                if not fresh or size >= cap or sum(not p.passed for p in probes) >= failing:
+                    break
+                size = min(size + n, cap)
             ctx.probes[key] = probes
         return list(ctx.probes[key])
 
