@@ -3,7 +3,9 @@
 ``measure_candidate`` runs the student on up to ``admission_items`` (default 8) fresh items of the
 candidate's category, each with its usual retrieval and with the candidate added; items it solves
 *sometimes* come first (``items.py``), and each trial records which kind of item it was. The candidate's own
-failure is not one of them: the teacher wrote the entry from it, so it would favour the entry.
+failure is not one of them: the teacher wrote the entry from it, so it would favour the entry. With probing,
+a candidate whose items hold fewer failures than the helps the test needs (5 at 0.05: a category the
+student mostly passes, even after the pool grew) runs no trial: it is rejected as "not testable here".
 
 ``admit`` applies the rule of ``agentkd.library.curation``: the one-sided exact sign test on the discordant
 pairs (helped: passed only with it; hurt: passed only without it) at level ``alpha`` (default 0.05), on at
