@@ -10,9 +10,9 @@ import pytest
 
 from agentkd.config import get_settings
 from agentkd.distill.context import BuildConfig, BuildContext
-from agentkd.distill.harvest import harvest_example
+from agentkd.distill.harvest import _try, harvest_example
 from agentkd.errors import ConfigError
-from agentkd.schema import Scenario, Verdict
+from agentkd.schema import Scenario, Verdict, WorkedExample
 from agentkd.tasks import Task
 from agentkd.tasks.base import numeric_match
 from agentkd.testing import fake_teacher
@@ -70,3 +70,15 @@ def test_the_number_of_tries_is_a_setting_the_build_uses(monkeypatch: pytest.Mon
     assert BuildConfig.from_settings(get_settings()).example_tries == 6
     with pytest.raises(ConfigError, match="AGENTKD_EXAMPLE_TRIES"):
         get_settings(example_tries=0)
+
+
+def test_a_demonstration_reaches_the_teacher_as_a_prior_exchange() -> None:
+    demo = WorkedExample(question="Triple 5.", program="n = 5\nprint(3 * n)", output="15", answer="15",
+                         category="triple")
+    ctx = _ctx(["```python\nprint(14)\n```"], Doubling())
+    found = _try(ctx, Doubling.problem(7), "python", 0.0, 1, demo=demo)
+    assert isinstance(found, WorkedExample) and found.answer == "14" and found.question == "Double 7."
+    sent = ctx.teacher.transport.calls[0]["messages"]  # type: ignore[union-attr]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert "Triple 5." in sent[0]["content"] and "print(3 * n)" in sent[1]["content"]
+    assert "Double 7." in sent[2]["content"]

@@ -91,12 +91,16 @@ def harvest_example(ctx: BuildContext, sc: Scenario, *, tries: int = TEACHER_TRI
     return last
 
 
-def _try(ctx: BuildContext, sc: Scenario, tool: str, temperature: float, seed: int
-         ) -> WorkedExample | tuple[str, str, str]:
-    """One teacher try at ``sc``: the verified example, or (program, output, why it failed); raises
-    ``TeacherError`` when the teacher failed after its retries."""
+def _try(ctx: BuildContext, sc: Scenario, tool: str, temperature: float, seed: int,
+         demo: WorkedExample | None = None) -> WorkedExample | tuple[str, str, str]:
+    """One teacher try at ``sc``, after ``demo``'s question and program as a prior exchange when given: the
+    verified example, or (program, output, why it failed); raises ``TeacherError`` when the teacher failed
+    after its retries. The build shows no ``demo``: a related template's program did not help the 1.5B
+    teacher (18 of 32 verified with it and without, ``benchmarks/harvest_demo.py``)."""
+    shown = [{"role": "user", "content": render("harvest_solve.md", question=demo.question)},
+             {"role": "assistant", "content": f"```python\n{demo.program.strip()}\n```"}] if demo else []
     reply = ctx.teacher.complete(
-        [{"role": "user", "content": render("harvest_solve.md", question=sc.question)}],
+        [*shown, {"role": "user", "content": render("harvest_solve.md", question=sc.question)}],
         purpose="solve_example", max_tokens=400, temperature=temperature, seed=seed,
     )
     text = str(reply.get("content") or "")
