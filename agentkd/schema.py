@@ -60,6 +60,7 @@ class Attempt(BaseModel):
     transcript: list[Message] = Field(default_factory=list)
     completion_tokens: int = 0
     seconds: float = 0.0
+    votes: list[dict[str, Any]] = Field(default_factory=list)  # a voting student's candidates, tally and choice
 
 
 class Verdict(BaseModel):

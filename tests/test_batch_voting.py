@@ -52,3 +52,29 @@ def test_a_vote_drawn_as_one_batch_is_the_vote_drawn_one_by_one(smollm_path: Pat
         chosen, tally = vote_answers(vote["answers"])
         assert (vote["chosen"], vote["votes"]) == (chosen, tally)
     assert batched.votes[0]["answers"][0] == one_by_one.votes[0]["answers"][0]  # the greedy episode
+
+
+def test_an_eval_vote_arm_records_each_vote_in_its_transcript(smollm_path: Path, tmp_path: Path) -> None:
+    """A ``+vote:k`` arm's transcript line holds the vote: every candidate's answer, the tally and the choice."""
+    import json
+
+    from agentkd.config import get_settings
+    from agentkd.eval.runner import EvalConfig, run_eval
+    from agentkd.models.runlog import RunLog
+    from agentkd.parts import load_task
+
+    settings = get_settings(batch_width=2, student=str(smollm_path), n_ctx=2048)
+    student = Student(smollm_path, n_ctx=2048, n_threads=1, max_tokens=24, max_steps=2, log=RunLog(),
+                      tools=ToolBox([calculator]))
+    config = EvalConfig(task="gsm_symbolic", n=2, seed=11, arms="student,student+vote:3", out=tmp_path, resamples=50)
+    run_eval(settings, config, parts={"student": student, "teacher": None}, task=load_task("gsm_symbolic"))
+    lines = [json.loads(line) for line in (tmp_path / "transcripts" / "student_vote_3.jsonl").open()]
+    assert len(lines) == 2
+    for line in lines:
+        (vote,) = line["votes"]
+        assert vote["candidates"] == 3 and 1 <= vote["finished"] == len(vote["answers"]) <= 3
+        chosen, tally = vote_answers(vote["answers"])
+        assert (vote["chosen"], vote["votes"]) == (chosen, tally)
+        assert line["answer"] == vote["answers"][vote["chosen"]]  # the winner's answer is the arm's
+    greedy = [json.loads(line) for line in (tmp_path / "transcripts" / "student.jsonl").open()]
+    assert all("votes" not in line for line in greedy)  # one answer: nothing to record

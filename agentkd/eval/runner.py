@@ -160,6 +160,8 @@ class _Arena:
         )  # fmt: skip
         detail = {"question": scenario.question, "tool_call_records": [c.model_dump() for c in attempt.tool_calls],
                   "transcript": attempt.transcript}
+        if attempt.votes:  # a vote arm: every candidate's answer, the tally and the choice, beside the winner's
+            detail["votes"] = attempt.votes
         return record, detail
 
 

@@ -384,6 +384,7 @@ class Student:
             transcript=ans.transcript,
             completion_tokens=ans.completion_tokens,
             seconds=ans.seconds,
+            votes=ans.votes,
         )
 
 
