@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agentkd.config import get_settings
+from agentkd.eval.runner import EvalConfig, run_eval
 from agentkd.models.llamacpp import close_all
+from agentkd.models.runlog import RunLog
+from agentkd.parts import load_task
 from agentkd.student import Student
 from agentkd.student.voting import vote_answers
 from agentkd.tools import ToolBox, calculator
@@ -56,13 +61,6 @@ def test_a_vote_drawn_as_one_batch_is_the_vote_drawn_one_by_one(smollm_path: Pat
 
 def test_an_eval_vote_arm_records_each_vote_in_its_transcript(smollm_path: Path, tmp_path: Path) -> None:
     """A ``+vote:k`` arm's transcript line holds the vote: every candidate's answer, the tally and the choice."""
-    import json
-
-    from agentkd.config import get_settings
-    from agentkd.eval.runner import EvalConfig, run_eval
-    from agentkd.models.runlog import RunLog
-    from agentkd.parts import load_task
-
     settings = get_settings(batch_width=2, student=str(smollm_path), n_ctx=2048)
     student = Student(smollm_path, n_ctx=2048, n_threads=1, max_tokens=24, max_steps=2, log=RunLog(),
                       tools=ToolBox([calculator]))
