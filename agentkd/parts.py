@@ -152,6 +152,7 @@ def open_student(
         log=log,
         api_base=settings.student_api_base,
         vote_early_stop=settings.vote_early_stop,
+        vote_quorum=settings.vote_quorum,
     )
     student.example_min_score = settings.example_min_score
     if task is not None:

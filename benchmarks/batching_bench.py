@@ -5,7 +5,8 @@ Run: nice python benchmarks/batching_bench.py                       (Qwen2.5-Cod
 
 1. The ceiling: a bare low-level loop, one context with n_seq_max = k, the prompt evaluated once and its KV
    copied to the other sequences, one token per sequence per llama_decode, sampled at temperature 0.7.
-2. Voting: k = 8 whole episodes as one batch vs one greedy answer (and vs the 8 one by one), same questions.
+2. Voting: k = 8 whole episodes as one batch vs one greedy answer (and vs the 8 one by one), same questions;
+   --quorum m adds a vote that also stops once m episodes have finished (Student.vote_quorum).
 3. Evaluation: items x student arms with batch_width 4 vs 1, same scenarios, temperature 0.
 
 Every context runs on a model the loader opened (agentkd.models.llamacpp_loader, through LocalLLM):
@@ -94,22 +95,23 @@ class _OneByOne:
         return getattr(self._llm, name)
 
 
-def voting(questions: int, k: int, one_by_one: bool) -> list[str]:
+def voting(questions: int, k: int, one_by_one: bool, quorum: int = 0, all_finish: bool = True) -> list[str]:
     task = load_task("gsm_symbolic")
     items = task.scenarios("heldout", questions, seed=5)  # type: ignore[arg-type]
     student = Student(MODEL, n_threads=THREADS, max_tokens=256, max_steps=3, log=RunLog())
-    runs: list[tuple[str, int, Any, bool]] = [
-        ("one greedy answer", 1, student.llm, False),
-        (f"vote k={k}, one batch, all {k} finish", k, student.llm, False),
-        (f"vote k={k}, one batch, stops once decided", k, student.llm, True),
-    ]
+    runs: list[tuple[str, int, Any, bool, int]] = [("one greedy answer", 1, student.llm, False, 0)]
+    if all_finish:
+        runs.append((f"vote k={k}, one batch, all {k} finish", k, student.llm, False, 0))
+    runs.append((f"vote k={k}, one batch, stops once decided", k, student.llm, True, 0))
+    if quorum:
+        runs.append((f"vote k={k}, one batch, stops once decided or {quorum} finished", k, student.llm, True, quorum))
     if one_by_one:
-        runs.append((f"vote k={k}, one by one, all {k} finish", k, _OneByOne(student.llm), False))
+        runs.append((f"vote k={k}, one by one, all {k} finish", k, _OneByOne(student.llm), False, 0))
     rows = ["| run | wall s | s / question | vs greedy | correct | completion tokens | episodes finished |",
             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     base = 0.0
-    for label, samples, llm, early in runs:
-        student.samples, student.llm, student.vote_early_stop = samples, llm, early
+    for label, samples, llm, early, m in runs:
+        student.samples, student.llm, student.vote_early_stop, student.vote_quorum = samples, llm, early, m
         t0, correct, tokens, finished = time.perf_counter(), 0, 0, 0
         for sc in items:
             ans = student.ask(sc.question, task=sc.task, instructions=task.instructions)
@@ -157,6 +159,8 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=3)
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--no-one-by-one", action="store_true", help="skip the k episodes one by one")
+    parser.add_argument("--quorum", type=int, default=0, help="also a vote that stops once this many finished")
+    parser.add_argument("--no-all-finish", action="store_true", help="skip the vote whose k episodes all finish")
     parser.add_argument("--items", type=int, default=6)
     parser.add_argument("--width", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads (1 where the cores are shared)")
@@ -175,7 +179,8 @@ def main() -> None:
         widths = [int(w) for w in args.widths.split(",")]
         print("\n".join(compute(ceiling, llm, widths, args.steps)), "\n", flush=True)
     if "voting" not in skip:
-        print("\n".join(voting(args.questions, args.k, not args.no_one_by_one)), "\n", flush=True)
+        rows = voting(args.questions, args.k, not args.no_one_by_one, args.quorum, not args.no_all_finish)
+        print("\n".join(rows), "\n", flush=True)
     if "eval" not in skip:
         print("\n".join(evaluation(args.items, args.width)), "\n")
     print(f"uptime after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")

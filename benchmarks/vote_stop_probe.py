@@ -1,8 +1,9 @@
 """When do a vote's episodes finish? k = 8 votes run to the end, each episode's finish time recorded, then
 stopping rules replayed on the record (a rule that stops at time t keeps the answers finished by t).
 
-Run:  python benchmarks/vote_stop_probe.py run 10      (greedy, then k = 8 votes, on 10 held-out questions)
-      python benchmarks/vote_stop_probe.py replay      (the rules, from benchmarks/eval/vote-stop-probe/episodes.json)
+Run:  python benchmarks/vote_stop_probe.py run 10 [RECORD]   (greedy, then k = 8 votes, on 10 held-out questions)
+      python benchmarks/vote_stop_probe.py replay [RECORD]   (the rules, from RECORD; default
+                                                              benchmarks/eval/vote-stop-probe/episodes.json)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ RECORD = Path(__file__).parent / "eval" / "vote-stop-probe" / "episodes.json"
 MODEL = Path.home() / ".agentkd" / "models" / "qwen2.5-coder-0.5b.gguf"
 
 
-def run(n: int) -> None:
+def run(n: int, record: Path) -> None:
     import agentkd.student.student as student_module
     from agentkd.eval.heldout import grade
     from agentkd.models.runlog import RunLog
@@ -54,8 +55,8 @@ def run(n: int) -> None:
                         "events": [(t, [answer_key(x) for x in texts]) for t, texts in finished],
                         "answers": [answer_key(a) for a in (ans.votes[0]["answers"] if ans.votes else [ans.text])]})
             print(f"{label} {sc.id}: {wall:.1f} s", flush=True)
-    RECORD.parent.mkdir(parents=True, exist_ok=True)
-    RECORD.write_text(json.dumps(out))
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(out))
 
 
 def _same(key: str | None, expected: str) -> bool:
@@ -73,8 +74,8 @@ def _winner(keys: list[str | None], greedy: str | None) -> str | None:
     return greedy if counts.get(greedy or "", 0) == best else next(k for k in keys if k and counts[k] == best)
 
 
-def replay() -> None:
-    rows = json.loads(RECORD.read_text())
+def replay(record: Path) -> None:
+    rows = json.loads(record.read_text())
     greedy = {r["id"]: r for r in rows if r["run"] == "greedy"}
     votes = [r for r in rows if r["run"] == "vote"]
     base = sum(greedy[r["id"]]["wall"] for r in votes)
@@ -83,15 +84,21 @@ def replay() -> None:
     first = [r["events"][0][0] / greedy[r["id"]]["wall"] for r in votes]
     print(f"first of 8 episodes finished at {min(first):.1f}-{max(first):.1f}x (mean {sum(first) / len(first):.1f}x) "
           "the question's greedy answer time")
-    print("| rule | wall vs greedy | correct |\n|---|---:|---:|")
+    print("| rule | wall vs greedy | correct | same answer as all 8 | episodes kept (mean) |")
+    print("|---|---:|---:|---:|---:|")
 
-    def score(stop: Any) -> tuple[float, int]:
-        wall, correct = 0.0, 0
+    def winner(keys: list[Any], r: dict[str, Any]) -> str | None:
+        return _winner(keys, r["answers"][0] if r["answers"][0] in keys else None)
+
+    def score(stop: Any) -> tuple[float, int, int, float]:
+        wall, correct, same, kept = 0.0, 0, 0, 0
         for r in votes:
             t, keys = stop(r["events"], r["wall"])
             wall += t
-            correct += _same(_winner(keys, r["answers"][0] if r["answers"][0] in keys else None), r["expected"])
-        return wall / base, correct
+            correct += _same(winner(keys, r), r["expected"])
+            same += winner(keys, r) == winner(r["events"][-1][1], r)
+            kept += len(keys)
+        return wall / base, correct, same, kept / len(votes)
 
     def exact(events: list[Any], end: float, deadline: float = float("inf")) -> tuple[float, list[Any]]:
         keys: list[Any] = []
@@ -105,15 +112,18 @@ def replay() -> None:
 
     rules: list[tuple[str, Any]] = [("all 8 finish", lambda ev, end: (end, ev[-1][1])),
                                     ("stops once decided (the default)", exact)]
-    for m in (1, 3, 4, 6):
+    for m in range(1, 8):
         rules.append((f"decided, or the {m}. finish (the rest are stopped)",
                       lambda ev, end, m=m: exact(ev, end, ev[m - 1][0])))
     for label, rule in rules:
-        ratio, correct = score(rule)
-        print(f"| {label} | {ratio:.2f}x | {correct}/{len(votes)} |")
+        ratio, correct, same, kept = score(rule)
+        print(f"| {label} | {ratio:.2f}x | {correct}/{len(votes)} | {same}/{len(votes)} | {kept:.1f} |")
 
 
 if __name__ == "__main__":
+    path = Path(sys.argv[3]) if sys.argv[1:2] == ["run"] and len(sys.argv) > 3 else RECORD
+    if sys.argv[1:2] == ["replay"] and len(sys.argv) > 2:
+        path = Path(sys.argv[2])
     if sys.argv[1:2] == ["run"]:
-        run(int(sys.argv[2]) if len(sys.argv) > 2 else 10)
-    replay()
+        run(int(sys.argv[2]) if len(sys.argv) > 2 else 10, path)
+    replay(path)

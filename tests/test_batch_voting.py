@@ -59,6 +59,25 @@ def test_a_vote_drawn_as_one_batch_is_the_vote_drawn_one_by_one(smollm_path: Pat
     assert batched.votes[0]["answers"][0] == one_by_one.votes[0]["answers"][0]  # the greedy episode
 
 
+def test_a_vote_quorum_stops_the_episodes_once_that_many_have_finished(smollm_path: Path) -> None:
+    student = Student(smollm_path, n_ctx=2048, n_threads=1, samples=4, sample_temperature=0.9, max_steps=2,
+                      max_tokens=40, tools=ToolBox([calculator]), vote_early_stop=False, vote_quorum=2)  # fmt: skip
+    question = "A box holds 12 eggs. How many eggs are in 3 boxes? End with 'Answer: <number>'."
+    local = student.llm
+    student.llm = _OneByOne(local)  # one by one, the quorum is exactly the first two episodes
+    try:
+        answer = student.ask(question)
+    finally:
+        student.llm = local
+    vote = answer.votes[0]
+    assert (vote["candidates"], vote["finished"], vote["stopped_early"]) == (4, 2, True)
+    assert (vote["chosen"], vote["votes"]) == vote_answers(vote["answers"])
+    batched = student.ask(question).votes[0]  # in one batch: the others are stopped once two have finished, but
+    # episodes that end in the same step all count (at max_tokens, all four may), so only the floor is fixed
+    assert batched["candidates"] == 4 and batched["finished"] >= 2
+    assert (batched["chosen"], batched["votes"]) == vote_answers(batched["answers"])
+
+
 def test_an_eval_vote_arm_records_each_vote_in_its_transcript(smollm_path: Path, tmp_path: Path) -> None:
     """A ``+vote:k`` arm's transcript line holds the vote: every candidate's answer, the tally and the choice."""
     settings = get_settings(batch_width=2, student=str(smollm_path), n_ctx=2048)

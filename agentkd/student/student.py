@@ -101,7 +101,8 @@ class Student:
 
     ``samples > 1`` votes over that many whole answers (the first greedy, the others sampled at
     ``sample_temperature``); ``vote_early_stop`` stops the episodes still running once the finished ones
-    have decided the vote (the winning answer is the same). ``first_thought`` prefills
+    have decided the vote (the winning answer is the same); ``vote_quorum`` = m > 0 also stops them once m
+    have finished, and the vote is among those m (the shortest: short-m@k). ``first_thought`` prefills
     the first reply with the top strategy's first step. ``reuse_order`` orders packed entries to reuse
     the most of the previous prompt's KV cache (faster, but an answer then depends on the question
     before it; the default id order depends only on the entries).
@@ -129,6 +130,7 @@ class Student:
         reuse_order: bool = False,
         api_base: str | None = None,
         vote_early_stop: bool = True,
+        vote_quorum: int = 0,
     ) -> None:
         """``api_base``: reach ``model`` on an OpenAI-compatible server instead of loading it in-process."""
         self.model_spec = str(model)
@@ -144,7 +146,7 @@ class Student:
         self.temperature, self.seed, self.max_steps, self.max_tokens = temperature, seed, max_steps, max_tokens
         self.samples, self.sample_temperature, self.safe_tools = samples, sample_temperature, safe_tools
         self.first_thought, self.reuse_order = first_thought, reuse_order
-        self.vote_early_stop = vote_early_stop
+        self.vote_early_stop, self.vote_quorum = vote_early_stop, vote_quorum
         self.example_min_score = 0.65  # see Settings.example_min_score
         self.task: str | None = None  # the task whose entries it retrieves when a caller names none
         self.instructions = ""  # the task's answer instructions, when a caller gives none
@@ -242,7 +244,9 @@ class Student:
         With ``vote_early_stop`` the episodes still running are stopped (None) once the ones finished have
         decided the vote: the leading answer has more votes than the runner-up could reach with every
         unfinished episode. The winning answer is then the full vote's (no outcome of the others could
-        change it); only which of its agreeing episodes is shown may differ.
+        change it); only which of its agreeing episodes is shown may differ. With ``vote_quorum`` = m they are
+        also stopped once m episodes have finished: the vote is then among the first m to finish, which may
+        differ from the full vote's (``benchmarks/batching.md`` §11 measures how often).
         """
         stop = threading.Event()
 
@@ -266,6 +270,8 @@ class Student:
             drawn[i] = answer
             done = [a.text for a in drawn if a is not None]
             if self.vote_early_stop and decided(done, self.samples - len(done)):
+                stop.set()
+            if 0 < self.vote_quorum <= len(done):
                 stop.set()
 
         if not hasattr(self.llm, "batched"):
