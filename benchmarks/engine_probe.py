@@ -3,6 +3,8 @@
 Run: python benchmarks/engine_probe.py turns    (k samples of one prompt after a single-path call: tok/s, ms per decode)
      python benchmarks/engine_probe.py vote     (k = 8 votes on 4 held-out questions: the engine's mean width per vote)
      python benchmarks/engine_probe.py prefill  (the single path's prefill in chunks of 512, 32, 64 tokens: §6's cost)
+     python benchmarks/engine_probe.py clients [N]  (1 and 8 client threads answering N held-out questions, as
+                                                    `agentkd serve` does: where the engine's time goes, §10)
 
 Qwen2.5-Coder-0.5B, 2 threads, opened through the safe loader (LocalLLM). ``turns`` first makes one single-path
 call in the main thread, as a mixed process does (a greedy arm, a request), then k = 1, 2, 8 turns on the engine.
@@ -100,5 +102,58 @@ def prefill() -> None:
     llm.close()
 
 
+def clients() -> None:
+    """Client threads each asking its share of N questions on one 8-wide engine, as the server runs requests
+    (a shallow copy of one Student per request, its model the batched one): wall, and the engine's decodes split
+    into decoding steps and prompt chunks, with the prompt tokens evaluated and those copied from held cells."""
+    import copy
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 24
+    task = load_task("gsm_symbolic")
+    items = task.scenarios("heldout", n, seed=1234)  # type: ignore[arg-type]  # serve_bench.py's questions
+    student = Student(MODEL, n_threads=2, max_tokens=256, log=RunLog())
+    batched = student.llm.batched(8)  # type: ignore[attr-defined]
+    engine = batched.engine
+    spent = {"decode_s": 0.0, "prompt_s": 0.0, "prompt_tokens": 0, "decode_steps": 0}
+    real = llamacpp_batch.BatchEngine._run
+
+    def timed(self: Any, rows: Any) -> int:
+        t0 = time.perf_counter()
+        try:
+            return real(self, rows)  # type: ignore[no-any-return]
+        finally:
+            if rows and rows[0][0].prompt:
+                spent["prompt_s"] += time.perf_counter() - t0
+                spent["prompt_tokens"] += sum(len(take) for _, take, _ in rows)
+            else:
+                spent["decode_s"] += time.perf_counter() - t0
+                spent["decode_steps"] += 1
+
+    llamacpp_batch.BatchEngine._run = timed  # type: ignore[method-assign]
+
+    def ask(sc: Any) -> None:
+        stu = copy.copy(student)
+        stu.llm = batched
+        stu.ask(sc.question, task=sc.task, instructions=task.instructions)
+
+    ask(items[0])  # warm-up, as serve_bench.py does
+    for c in (1, 8):
+        for key in spent:
+            spent[key] = 0
+        before, t0 = dataclasses.replace(engine.stats), time.perf_counter()
+        with ThreadPoolExecutor(c) as pool:
+            list(pool.map(ask, items))
+        wall, now = time.perf_counter() - t0, engine.stats
+        sampled = now.sampled - before.sampled
+        print(f"{c} clients: {n} requests in {wall:.1f} s ({60 * n / wall:.1f}/min); {sampled} tokens sampled; "
+              f"decoding steps {spent['decode_steps']} in {spent['decode_s']:.1f} s "
+              f"(mean width {sampled / max(spent['decode_steps'], 1):.2f}); prompt chunks: "
+              f"{spent['prompt_tokens']} tokens in {spent['prompt_s']:.1f} s; "
+              f"prompt tokens copied from held cells {now.reused - before.reused}; "
+              f"engine idle {wall - spent['decode_s'] - spent['prompt_s']:.1f} s", flush=True)
+
+
 if __name__ == "__main__":
-    {"turns": turns, "vote": vote, "prefill": prefill}[sys.argv[1] if len(sys.argv) > 1 else "turns"]()
+    modes = {"turns": turns, "vote": vote, "prefill": prefill, "clients": clients}
+    modes[sys.argv[1] if len(sys.argv) > 1 else "turns"]()
