@@ -126,6 +126,18 @@ def test_a_candidate_that_does_not_help_is_kept_out(tmp_path: Path, smollm_path:
 
 
 @pytest.mark.model
+def test_a_rejected_candidate_written_again_is_not_measured_again(tmp_path: Path, smollm_path: Path) -> None:
+    useless = json.dumps({**STRATEGY, "title": "Be polite", "body": "Greet the visitor warmly and thank them."})
+    ctx = _ctx(tmp_path, smollm_path, ["Answer: ?", useless] * 4, iterations=2, max_strategies_per_iteration=1)
+    state = run(ctx)
+    [kept] = ctx.library.list(status="rejected")  # type: ignore[attr-defined]
+    measured = [h for h in ctx.library.history(kept.id) if h["action"] == "measured"]  # type: ignore[attr-defined]
+    assert len(measured) == 1, "a second measurement would test it until it passes"
+    assert [r["title"] for r in state.rejected].count("Be polite") >= 2
+    assert any("not measured again" in r["reason"] for r in state.rejected)
+
+
+@pytest.mark.model
 def test_teacher_faults_are_retried_and_a_lost_cause_is_skipped(tmp_path: Path, smollm_path: Path) -> None:
     # one branch at a time: the first failure meets a teacher that stays down (4 tries), the second one
     # meets a 429 and a timeout that are retried

@@ -14,7 +14,8 @@ help is admitted with probability at most ``alpha``, so ``alpha`` times the cand
 admissions expected by chance. Both functions work for any entry kind (strategy, guidance, example).
 
 Every measured candidate is stored with its effect: admitted ones as "admitted", the others as "rejected"
-(kept out of retrieval, listed by ``agentkd library list --status rejected``). Entries already in the
+(kept out of retrieval, listed by ``agentkd library list --status rejected``); the same text written again
+is not measured again (testing until it passes would break that bound). Entries already in the
 library keep being tested (``ablate_failure``) and retire by the same test the other way round.
 """
 
@@ -235,6 +236,13 @@ def admit_candidate(ctx: BuildContext, candidate: Strategy, failed: Scenario, it
     existing = ctx.library.get(strategy.id)
     if existing is not None and existing.status == "admitted":  # a resumed run re-entering this step
         return AdmissionOutcome(strategy=existing, admitted_id=existing.id, reason="already admitted")
+    if existing is not None and existing.status in ("rejected", "retired"):
+        # the same text, written again from another failure: measuring it again would test it until it passes,
+        # and the rule's rate of chance admissions (alpha per candidate) would no longer hold
+        reason = f"not measured again: this text was {existing.status} before ({existing.status_reason})"
+        ctx.log.event("skipped", id=existing.id, title=existing.title, entry_kind=existing.kind, reason=reason)
+        ctx.progress("rejected", title=existing.title, reason=f"not measured again: already {existing.status}")
+        return AdmissionOutcome(strategy=existing, admitted_id=None, reason=reason)
     m = measure_candidate(ctx, strategy, failed.category, iteration, source=failed, seen=seen)
     decision = admit(m, ctx.config.alpha)
     strategy.effect = m.effect
