@@ -1,7 +1,8 @@
 """When do a vote's episodes finish? k = 8 votes run to the end, each episode's finish time recorded, then
 stopping rules replayed on the record (a rule that stops at time t keeps the answers finished by t).
 
-Run:  python benchmarks/vote_stop_probe.py run 10 [RECORD]   (greedy, then k = 8 votes, on 10 held-out questions)
+Run:  python benchmarks/vote_stop_probe.py run 10 [RECORD]   (greedy, then k = 8 votes, on 10 held-out questions;
+                                                              RECORD must not exist yet)
       python benchmarks/vote_stop_probe.py replay [RECORD]   (the rules, from RECORD; default
                                                               benchmarks/eval/vote-stop-probe/episodes.json)
 """
@@ -125,5 +126,7 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["replay"] and len(sys.argv) > 2:
         path = Path(sys.argv[2])
     if sys.argv[1:2] == ["run"]:
+        if path.exists():  # a record is a measurement: never overwrite one
+            sys.exit(f"{path} already holds a record: give another path, or move it away first")
         run(int(sys.argv[2]) if len(sys.argv) > 2 else 10, path)
     replay(path)
