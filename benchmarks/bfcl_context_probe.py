@@ -9,6 +9,7 @@ admission rule and runs the student on every BFCL train item of a category, pair
   it) on every item, rendered as the library renders an entry (`bfcl_system.md`);
 - ``rule-default-system``: the same rule appended to the model's own default system line instead of
   replacing it (is the harm the lost system prompt?);
+- ``rule-in-request``: the same rule after the user's request, in the user turn (no system message);
 - ``nearest-turns``: the nearest *other* train item (MiniLM cosine of the request, no threshold), its
   verified call shown as a prior exchange (user request, assistant tool call, tool result): a worked
   example in the model's own tool-call format.
@@ -16,7 +17,7 @@ admission rule and runs the student on every BFCL train item of a category, pair
 It also counts how many validation / held-out items have their expected function among the train items'
 answers (the "same template" coverage that made worked examples work on `gsm_symbolic`).
 
-Run (models assembled, nothing else running; ~30 min on a 2-core Xeon):
+Run (models assembled, nothing else running; ~48 min on a 2-core Xeon):
     AGENTKD_HOME=/tmp/bfx python benchmarks/bfcl_context_probe.py benchmarks/eval/bfcl-context-probe
 Each arm's records go to OUT/<arm>.jsonl as it finishes; an arm already there is read, not re-run.
 """
@@ -49,7 +50,7 @@ RULE = Strategy(
          "3. Leave out an optional argument unless the request says its value.",
 )
 DEFAULT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."  # the GGUF template's own
-ARMS = ("alone", "rule", "rule-default-system", "nearest-turns")
+ARMS = ("alone", "rule", "rule-default-system", "rule-in-request", "nearest-turns")
 
 
 def answer_of(message: dict[str, Any]) -> tuple[str, list[ToolCallRecord]]:
@@ -70,6 +71,9 @@ def run_arm(arm: str, task: Any, student: Any, items: list[Scenario], nearest: d
             if arm == "rule-default-system":
                 system = f"{DEFAULT_SYSTEM}\n\nWhat helped on similar requests:\n{RULE.render()}"
                 messages = [{"role": "system", "content": system}, *question]
+            elif arm == "rule-in-request":
+                question[-1]["content"] += f"\n\nWhat helped on similar requests:\n{RULE.render()}"
+                messages = question
             else:
                 example, score = nearest[sc.id]
                 name, args = next(iter(ground_truth_call(task.item(example)["ground_truth"][0]).items()))
