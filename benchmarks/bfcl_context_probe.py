@@ -36,10 +36,9 @@ from agentkd.eval.stats import paired_bootstrap
 from agentkd.library.embedder import get_embedder
 from agentkd.models.llamacpp import close_all
 from agentkd.parts import load_student, load_task
-from agentkd.schema import Attempt, Scenario, Strategy, ToolCallRecord
-from agentkd.tasks.bfcl import call_text, ground_truth_call
+from agentkd.schema import Scenario, Strategy
+from agentkd.tasks.bfcl import ground_truth_call
 from agentkd.tasks.bfcl_checker import fc_name
-from agentkd.tasks.episode import chat
 
 CATEGORY = "multiple"
 RULE = Strategy(
@@ -53,15 +52,9 @@ DEFAULT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assi
 ARMS = ("alone", "rule", "rule-default-system", "rule-in-request", "nearest-turns")
 
 
-def answer_of(message: dict[str, Any]) -> tuple[str, list[ToolCallRecord]]:
-    calls = [ToolCallRecord(name=c["function"]["name"], arguments=json.loads(c["function"]["arguments"]), result="")
-             for c in message.get("tool_calls") or []]
-    return "\n".join(call_text(c.name, c.arguments) for c in calls) or str(message.get("content") or ""), calls
-
-
-def run_arm(arm: str, task: Any, student: Any, items: list[Scenario], nearest: dict[str, tuple[Scenario, float]],
-            out: Path) -> list[dict[str, Any]]:
+def run_arm(arm: str, task: Any, student: Any, items: list[Scenario], out: Path) -> list[dict[str, Any]]:
     rows = []
+    nearest = nearest_items(items, items) if arm == "nearest-turns" else {}
     for i, sc in enumerate(items):
         extra: dict[str, Any] = {}
         if arm in ("alone", "rule"):
@@ -82,9 +75,7 @@ def run_arm(arm: str, task: Any, student: Any, items: list[Scenario], nearest: d
                             {"role": "assistant", "content": "", "tool_calls": [call]},
                             {"role": "tool", "tool_call_id": "call_0", "content": "(done)"}, *question]
                 extra = {"example": example.id, "cosine": round(score, 3)}
-            result = chat(student, messages, task.tools_for(sc), purpose="bfcl", tool_choice="auto")
-            text, calls = answer_of(result.message if result is not None else {})
-            attempt = Attempt(scenario_id=sc.id, answer=text, tool_calls=calls)
+            attempt = task.reply_to(student, sc, messages)
         verdict = task.grade(sc, attempt)
         rows.append({"id": sc.id, "category": sc.category, "correct": verdict.correct, "answer": attempt.answer,
                      "reasons": verdict.reasons, **extra})
@@ -127,7 +118,6 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     task = load_task(f"bfcl:{CATEGORY}")
     items = task.scenarios("train", 10_000, 1234)
-    nearest = nearest_items(items, items)
     student = None
     results: dict[str, dict[str, bool]] = {}
     for arm in ARMS:
@@ -136,7 +126,7 @@ def main() -> None:
             rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
         else:
             student = student or load_student(f"bfcl:{CATEGORY}")
-            rows = run_arm(arm, task, student, items, nearest, path)
+            rows = run_arm(arm, task, student, items, path)
         results[arm] = {r["id"]: bool(r["correct"]) for r in rows}
     close_all()  # an unclosed model prints a TypeError at exit
     ids = [sc.id for sc in items]

@@ -232,7 +232,14 @@ class BfclTask(Task):
         # retrieved by the request and its functions: the text a worked example's question holds
         chosen = choose_strategies(student, scenario.question, scenario.task, strategies)
         system = [{"role": "system", "content": render("bfcl_system.md", strategies=[s.render() for s in chosen])}]
-        messages: list[Message] = [*(system if chosen else []), *question]
+        return self.reply_to(student, scenario, [*(system if chosen else []), *question],
+                             strategy_ids=[s.id for s in chosen], clock=clock)
+
+    def reply_to(self, student: StudentLike, scenario: Scenario, messages: list[Message], *,
+                 strategy_ids: Sequence[str] = (), clock: Stopwatch | None = None) -> Attempt:
+        """The student's call for ``messages`` (ending with the request) with the item's functions offered as
+        tools; ``run`` builds the messages, a probe may build others. Nothing is executed."""
+        clock = clock or Stopwatch()
         result = chat(student, messages, self.tools_for(scenario), purpose="bfcl",
                       tool_choice="required" if self.force_call else "auto")
         calls, answer = [], ""
@@ -244,7 +251,7 @@ class BfclTask(Task):
                                             result="(not executed: BFCL grades the call itself)"))
             text = str(result.message.get("content") or "")
             answer = "\n".join(call_text(c.name, c.arguments) for c in calls) or text
-        return Attempt(scenario_id=scenario.id, answer=answer, tool_calls=calls, strategy_ids=[s.id for s in chosen],
+        return Attempt(scenario_id=scenario.id, answer=answer, tool_calls=calls, strategy_ids=list(strategy_ids),
                        transcript=messages, completion_tokens=result.completion_tokens if result else 0,
                        seconds=clock.seconds)
 
